@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/coreguard/coreguard/config"
+	"github.com/coreguard/coreguard/plugin"
+	"github.com/coreguard/coreguard/topology"
+)
+
+func runCommand() command {
+	return command{
+		short: "Run the NRI plugin inside containerd or CRI-O.",
+		name:  "run",
+		summary: "Run the NRI plugin. External: dials the runtime's NRI socket and reconnects when the runtime\n" +
+			"restarts. Pre-installed (started by the runtime from its plugin dir as NN-coreguard): takes the\n" +
+			"socket from NRI_PLUGIN_SOCKET and its configuration from the runtime, and exits with the connection.",
+		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+			root := sysfsFlag(fs)
+			socket := fs.String("socket", plugin.DefaultSocket, "the runtime's NRI socket (external mode)")
+			cfgPath := fs.String("config", "", "YAML configuration file (default: built-in defaults; a configuration the runtime passes replaces it)")
+			name := fs.String("name", plugin.DefaultName, "NRI plugin name")
+			index := fs.String("index", plugin.DefaultIndex, "NRI plugin index (two digits; lower runs earlier)")
+			level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+			format := fs.String("log-format", "text", "log format: text or json")
+			metricsAddr := fs.String("metrics-address", "", "serve Prometheus metrics on this host:port (overrides the config's metricsAddress; default off)")
+			return func(args []string, _ io.Writer) error {
+				if len(args) > 0 {
+					return usageError{fmt.Sprintf("unexpected arguments %q", args)}
+				}
+				log, err := newLogger(*level, *format)
+				if err != nil {
+					return usageError{err.Error()}
+				}
+				cfg := config.Default()
+				if *cfgPath != "" {
+					if cfg, err = config.Load(*cfgPath); err != nil {
+						return err
+					}
+				}
+				topo, err := topology.Read(*root)
+				if err != nil {
+					return err
+				}
+				addr := cfg.MetricsAddress
+				if *metricsAddr != "" {
+					addr = *metricsAddr
+				}
+				var metrics *plugin.Metrics
+				if addr != "" {
+					metrics = plugin.NewMetrics()
+					l, err := metrics.Serve(addr)
+					if err != nil {
+						return fmt.Errorf("metrics: %w", err)
+					}
+					log.WithField("address", l.Addr().String()).Info("serving metrics on /metrics")
+				}
+				p, err := plugin.New(plugin.Options{Name: *name, Index: *index, Socket: *socket,
+					Config: cfg, Topology: topo, Log: log, Metrics: metrics})
+				if err != nil {
+					return err
+				}
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				defer stop()
+				return p.Run(ctx)
+			}
+		},
+	}
+}
+
+func newLogger(level, format string) (*logrus.Logger, error) {
+	log := logrus.New()
+	lv, err := logrus.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	log.SetLevel(lv)
+	switch format {
+	case "text":
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	case "json":
+		log.SetFormatter(&logrus.JSONFormatter{})
+	default:
+		return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+	}
+	return log, nil
+}

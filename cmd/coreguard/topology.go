@@ -1,0 +1,46 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/coreguard/coreguard/topology"
+)
+
+func topologyCommand() command {
+	return command{
+		short: "Show the host's CPU topology as coreguard reads it.",
+		name:  "topology",
+		summary: "Show the host's CPU topology as coreguard reads it: sockets, NUMA nodes, L3 groups,\n" +
+			"physical cores with their sibling threads, isolated and offline CPUs.",
+		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+			root := sysfsFlag(fs)
+			asJSON := fs.Bool("json", false, "print one JSON object (sockets, numaNodes, llcGroups, cores, threads, online, coreList, isolated, ...) instead of the drawing")
+			return func(args []string, stdout io.Writer) error {
+				if len(args) > 0 {
+					return usageError{fmt.Sprintf("unexpected arguments %q", args)}
+				}
+				t, err := topology.Read(*root)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(stdout, topology.Summary(t))
+				}
+				return topology.Draw(stdout, t, topology.DrawOptions{})
+			}
+		},
+	}
+}
+
+func sysfsFlag(fs *flag.FlagSet) *string {
+	return fs.String("sysfs-root", defaultSysfs, "sysfs to read the topology from (a directory holding devices/system/cpu), e.g. a saved tree from another machine")
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,178 @@
+// Package config is coreguard's configuration: one YAML document, read
+// strictly (an unknown or repeated field is an error), with every field
+// checked at start so a bad value is refused before anything runs.
+//
+// Field names follow kubelet's where the concept is kubelet's
+// (reservedSystemCPUs). Every default is written next to its field with
+// the reason for it.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/coreguard/coreguard/cpuset"
+	"github.com/coreguard/coreguard/cpuset/alloc"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	// ReservedSystemCPUs are kept for system daemons and shared containers
+	// and never pinned (kubelet's field, same list format). Default: none,
+	// as kubelet; a list that splits a core is widened to whole cores.
+	ReservedSystemCPUs string `json:"reservedSystemCPUs,omitempty"`
+	// OddCPUs: round-up (default), isolate or reject; see cpuset/alloc.
+	OddCPUs alloc.OddCPUs `json:"oddCPUs,omitempty"`
+	// IsolatedCPUs: exclusive-only (default), exclude or ignore.
+	IsolatedCPUs alloc.IsolatedCPUs `json:"isolatedCPUs,omitempty"`
+	// OnExhaustion: what happens to a container that qualifies for exclusive
+	// CPUs when not enough whole cores are free. Default reject: the
+	// container fails to be created with an error naming what is free,
+	// which kubelet retries, so the pod starts once cores free up and is
+	// never silently run unpinned.
+	OnExhaustion Exhaustion `json:"onExhaustion,omitempty"`
+	// ExemptNamespaces are namespaces whose pods never get exclusive CPUs
+	// and run in the shared pool. Default: none, as kubelet.
+	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+	// MetricsAddress is where Prometheus metrics are served (host:port).
+	// Default: off, so nothing listens unless the admin asks.
+	MetricsAddress string `json:"metricsAddress,omitempty"`
+
+	reserved cpuset.CPUSet
+}
+
+// Exhaustion is the onExhaustion policy.
+type Exhaustion string
+
+const (
+	// ExhaustionReject fails the container's creation.
+	ExhaustionReject Exhaustion = "reject"
+	// ExhaustionShared runs it in the shared pool, with a warning and a metric.
+	ExhaustionShared Exhaustion = "shared"
+)
+
+// Default returns the configuration used when none is given.
+func Default() *Config {
+	c := &Config{}
+	if err := c.complete(); err != nil {
+		panic(err) // the defaults are valid by construction
+	}
+	return c
+}
+
+// Parse reads a YAML (or JSON) configuration. Empty input is the default.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
+	if strings.TrimSpace(string(data)) != "" {
+		if err := yaml.UnmarshalStrict(data, c); err != nil {
+			return nil, fmt.Errorf("config: %w", cleanYAMLError(err))
+		}
+	}
+	if err := c.complete(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Load reads the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Reserved returns reservedSystemCPUs parsed.
+func (c *Config) Reserved() cpuset.CPUSet { return c.reserved }
+
+// AllocOptions returns the allocator's options from this configuration.
+func (c *Config) AllocOptions() alloc.Options {
+	return alloc.Options{Reserved: c.reserved, OddCPUs: c.OddCPUs, IsolatedCPUs: c.IsolatedCPUs}
+}
+
+// Exempt reports whether pods of a namespace never get exclusive CPUs.
+func (c *Config) Exempt(namespace string) bool {
+	for _, ns := range c.ExemptNamespaces {
+		if ns == namespace {
+			return true
+		}
+	}
+	return false
+}
+
+// complete fills in defaults and checks every field, naming the field and
+// the value in each error.
+func (c *Config) complete() error {
+	var errs []error
+	bad := func(field string, value any, why string) {
+		v := fmt.Sprint(value)
+		if v == "true" || v == "false" {
+			// YAML 1.1 reads unquoted yes/no/on/off/y/n as booleans.
+			why += " (unquoted yes, no, on, off read as booleans in YAML: quote the value)"
+		}
+		errs = append(errs, fmt.Errorf("%s: %q %s", field, v, why))
+	}
+	var err error
+	if c.reserved, err = cpuset.Parse(c.ReservedSystemCPUs); err != nil {
+		bad("reservedSystemCPUs", c.ReservedSystemCPUs, "is not a CPU list like \"0,40\" or \"0-1\"")
+	}
+	if c.OddCPUs == "" {
+		c.OddCPUs = alloc.RoundUp
+	}
+	switch c.OddCPUs {
+	case alloc.RoundUp, alloc.Isolate, alloc.Reject:
+	default:
+		bad("oddCPUs", c.OddCPUs, "is not one of round-up, isolate, reject")
+	}
+	if c.IsolatedCPUs == "" {
+		c.IsolatedCPUs = alloc.IsolatedExclusiveOnly
+	}
+	switch c.IsolatedCPUs {
+	case alloc.IsolatedExclusiveOnly, alloc.IsolatedExclude, alloc.IsolatedIgnore:
+	default:
+		bad("isolatedCPUs", c.IsolatedCPUs, "is not one of exclusive-only, exclude, ignore")
+	}
+	if c.OnExhaustion == "" {
+		c.OnExhaustion = ExhaustionReject
+	}
+	switch c.OnExhaustion {
+	case ExhaustionReject, ExhaustionShared:
+	default:
+		bad("onExhaustion", c.OnExhaustion, "is not one of reject, shared")
+	}
+	for i, ns := range c.ExemptNamespaces {
+		if !namespaceName.MatchString(ns) {
+			bad(fmt.Sprintf("exemptNamespaces[%d]", i), ns, "is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)")
+		}
+	}
+	if a := c.MetricsAddress; a != "" && !strings.Contains(a, ":") {
+		bad("metricsAddress", a, "is not host:port (e.g. \":9110\" or \"127.0.0.1:9110\")")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// namespaceName is an RFC 1123 label, what Kubernetes allows for namespaces.
+var namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// cleanYAMLError strips the JSON-decoder wording sigs.k8s.io/yaml wraps
+// around strict-mode errors, keeping the field name.
+func cleanYAMLError(err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "error unmarshaling JSON: ")
+	msg = strings.TrimPrefix(msg, "while decoding JSON: ")
+	msg = strings.ReplaceAll(msg, "json: unknown field", "unknown field")
+	return errors.New(msg)
+}

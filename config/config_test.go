@@ -1,0 +1,96 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/coreguard/coreguard/cpuset/alloc"
+)
+
+func TestDefaults(t *testing.T) {
+	for _, in := range []string{"", "\n", "{}"} {
+		c, err := Parse([]byte(in))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", in, err)
+		}
+		if c.OddCPUs != alloc.RoundUp || c.IsolatedCPUs != alloc.IsolatedExclusiveOnly ||
+			c.OnExhaustion != ExhaustionReject || !c.Reserved().IsEmpty() || c.MetricsAddress != "" {
+			t.Errorf("Parse(%q) defaults = %+v", in, c)
+		}
+	}
+	if d := Default(); d.OddCPUs != alloc.RoundUp {
+		t.Errorf("Default() = %+v", d)
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(`
+reservedSystemCPUs: "0,40"
+oddCPUs: isolate
+isolatedCPUs: exclude
+onExhaustion: shared
+exemptNamespaces: [kube-system, monitoring]
+metricsAddress: "127.0.0.1:9110"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Reserved().String() != "0,40" || c.OddCPUs != alloc.Isolate || c.IsolatedCPUs != alloc.IsolatedExclude ||
+		c.OnExhaustion != ExhaustionShared || !c.Exempt("monitoring") || c.Exempt("default") {
+		t.Errorf("parsed %+v", c)
+	}
+	if o := c.AllocOptions(); o.OddCPUs != alloc.Isolate || o.Reserved.String() != "0,40" {
+		t.Errorf("AllocOptions = %+v", o)
+	}
+}
+
+func TestParseInvalid(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []string
+	}{
+		{"unknown field", "oddCPU: round-up", []string{`unknown field "oddCPU"`}},
+		{"bad reserved", `reservedSystemCPUs: "3-1"`, []string{`reservedSystemCPUs: "3-1" is not a CPU list`}},
+		{"bad odd", "oddCPUs: round-down", []string{`oddCPUs: "round-down" is not one of round-up, isolate, reject`}},
+		{"bad isolated", "isolatedCPUs: maybe", []string{`isolatedCPUs: "maybe" is not one of`}},
+		{"yaml boolean", "isolatedCPUs: yes", []string{`isolatedCPUs: "true" is not one of`, "quote the value"}},
+		{"bad exhaustion", "onExhaustion: wait", []string{`onExhaustion: "wait" is not one of reject, shared`}},
+		{"bad namespace", "exemptNamespaces: [ok, Kube-System]", []string{`exemptNamespaces[1]: "Kube-System" is not a Kubernetes namespace name`}},
+		{"bad metrics", "metricsAddress: localhost", []string{`metricsAddress: "localhost" is not host:port`}},
+		{"wrong type", "exemptNamespaces: kube-system", []string{"cannot unmarshal"}},
+		{"not yaml", "oddCPUs: [", []string{"config:"}},
+		{"every error at once", "oddCPUs: x\nonExhaustion: z", []string{`oddCPUs: "x"`, `onExhaustion: "z"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			if err == nil {
+				t.Fatalf("Parse(%q) succeeded", tt.in)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("oddCPUs: reject\n"), 0o644)
+	os.WriteFile(bad, []byte("oddCPUs: nope\n"), 0o644)
+	if c, err := Load(good); err != nil || c.OddCPUs != alloc.Reject {
+		t.Errorf("Load(good) = %+v, %v", c, err)
+	}
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("Load(bad) error %v should name the file", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("Load(missing) succeeded")
+	}
+}

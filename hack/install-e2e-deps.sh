@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what the coreguard e2e tests need: runc (Debian) and containerd built
+# from source with Go into a cache dir. Idempotent; run as root.
+# The containerd version lives here and only here. The Go harness finds the
+# binaries through COREGUARD_CONTAINERD_BIN, by default $CACHE/containerd/bin,
+# a symlink this script points at the version it built.
+set -euo pipefail
+
+CONTAINERD_VERSION="v2.4.2"
+CACHE="${COREGUARD_CACHE:-/var/cache/coreguard}"
+BIN="${CACHE}/containerd-${CONTAINERD_VERSION}/bin"
+
+log() { echo "install-e2e-deps: $*"; }
+die() { echo "install-e2e-deps: ERROR: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (installs runc with apt-get)"
+command -v go >/dev/null || die "go not found in PATH"
+
+if command -v runc >/dev/null; then
+	log "runc present: $(command -v runc) ($(runc --version | head -1))"
+else
+	log "runc missing: installing with apt-get"
+	apt-get update || die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y runc || die "apt-get install runc failed"
+	command -v runc >/dev/null || die "runc still missing after apt-get install"
+	log "installed $(runc --version | head -1)"
+fi
+
+have_all=1
+for b in containerd containerd-shim-runc-v2 ctr; do
+	[ -x "${BIN}/${b}" ] || have_all=0
+done
+if [ "${have_all}" -eq 1 ]; then
+	log "containerd ${CONTAINERD_VERSION} already built in ${BIN}: skipping"
+else
+	log "building containerd ${CONTAINERD_VERSION} into ${BIN} (about 1.5 min on 2 cores, cold cache)"
+	mkdir -p "${BIN}"
+	pkg="github.com/containerd/containerd/v2/cmd"
+	# Outside any module so the project's go.mod does not influence the build.
+	(cd / && GOBIN="${BIN}" GOFLAGS=-mod=mod go install \
+		"${pkg}/containerd@${CONTAINERD_VERSION}" \
+		"${pkg}/containerd-shim-runc-v2@${CONTAINERD_VERSION}" \
+		"${pkg}/ctr@${CONTAINERD_VERSION}") || die "go install of containerd ${CONTAINERD_VERSION} failed"
+	for b in containerd containerd-shim-runc-v2 ctr; do
+		[ -x "${BIN}/${b}" ] || die "${BIN}/${b} missing after build"
+	done
+	log "built: $("${BIN}/containerd" --version)"
+fi
+
+ln -sfn "containerd-${CONTAINERD_VERSION}" "${CACHE}/containerd" || die "symlink ${CACHE}/containerd"
+log "${CACHE}/containerd -> containerd-${CONTAINERD_VERSION}"
+
+log "done. Run the e2e tests (as root) with: go test -count=1 -v ./test/e2e/..."

@@ -1,0 +1,366 @@
+// Package nritest hosts the real runtime side of NRI (pkg/adaptation) in a
+// test process, over a real socket, with a small in-memory container store
+// that applies adjustments and updates the way a runtime would. Plugin
+// conformance tests drive coreguard through it exactly as containerd does.
+package nritest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/nri/pkg/adaptation"
+	"github.com/containerd/nri/pkg/api"
+)
+
+// Runtime is a fake container runtime with a real NRI adaptation.
+type Runtime struct {
+	tb     testing.TB
+	nri    *adaptation.Adaptation
+	proxy  *proxy
+	dir    string
+	Socket string
+
+	mu     sync.Mutex
+	pods   map[string]*api.PodSandbox
+	ctrs   map[string]*api.Container
+	synced chan struct{}
+	seq    int
+}
+
+// Start hosts NRI on a fresh socket. Plugins connect to r.Socket.
+func Start(tb testing.TB) *Runtime {
+	tb.Helper()
+	// Unix socket paths are short: t.TempDir() names can be too long.
+	dir, err := os.MkdirTemp("", "nri")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &Runtime{tb: tb, dir: dir, Socket: filepath.Join(dir, "nri.sock"), pods: map[string]*api.PodSandbox{},
+		ctrs: map[string]*api.Container{}, synced: make(chan struct{}, 16)}
+	r.startNRI()
+	if r.proxy, err = startProxy(r.Socket, filepath.Join(dir, "adaptation.sock")); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		r.proxy.close()
+		r.nri.Stop()
+		os.RemoveAll(dir)
+	})
+	return r
+}
+
+func (r *Runtime) startNRI() {
+	r.tb.Helper()
+	var err error
+	r.nri, err = adaptation.New("nritest", "v0.0.0", r.sync, r.update,
+		adaptation.WithPluginPath(filepath.Join(r.dir, "plugins")),
+		adaptation.WithPluginConfigPath(filepath.Join(r.dir, "conf.d")),
+		adaptation.WithSocketPath(filepath.Join(r.dir, "adaptation.sock")))
+	if err != nil {
+		r.tb.Fatal(err)
+	}
+	if err := r.nri.Start(); err != nil {
+		r.tb.Fatal(err)
+	}
+	r.drainSync()
+}
+
+// Restart stops NRI, cuts the plugins' connections and starts NRI again
+// with the same containers, as a restarted runtime does.
+func (r *Runtime) Restart() {
+	r.tb.Helper()
+	r.nri.Stop()
+	r.proxy.cut()
+	r.startNRI()
+}
+
+// WaitSync waits until a plugin has connected and synchronized.
+func (r *Runtime) WaitSync(timeout time.Duration) {
+	r.tb.Helper()
+	select {
+	case <-r.synced:
+	case <-time.After(timeout):
+		r.tb.Fatalf("no plugin synchronized within %s", timeout)
+	}
+	// The plugin joins the runtime's list after its sync returns, under the
+	// sync lock: wait for that too.
+	r.nri.BlockPluginSync().Unblock()
+}
+
+// blockSync keeps plugins from (re)synchronizing during one operation, as
+// containerd does around container creation, so a sync never sees half of it.
+func (r *Runtime) blockSync() func() {
+	return r.nri.BlockPluginSync().Unblock
+}
+
+// drainSync forgets the sync Start runs for pre-installed plugins (there
+// are none), so WaitSync waits for a plugin that connects.
+func (r *Runtime) drainSync() {
+	select {
+	case <-r.synced:
+	default:
+	}
+}
+
+func (r *Runtime) sync(ctx context.Context, cb adaptation.SyncCB) error {
+	r.mu.Lock()
+	pods, ctrs := r.snapshot()
+	r.mu.Unlock()
+	updates, err := cb(ctx, pods, ctrs)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.apply(updates)
+	r.mu.Unlock()
+	select {
+	case r.synced <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (r *Runtime) update(_ context.Context, updates []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apply(updates)
+	return nil, nil
+}
+
+// snapshot returns copies of the live pods and containers.
+func (r *Runtime) snapshot() ([]*api.PodSandbox, []*api.Container) {
+	var pods []*api.PodSandbox
+	for _, p := range r.pods {
+		pods = append(pods, p)
+	}
+	var ctrs []*api.Container
+	for _, c := range r.ctrs {
+		ctrs = append(ctrs, clone(c))
+	}
+	slices.SortFunc(ctrs, func(a, b *api.Container) int { return strings.Compare(a.Id, b.Id) })
+	return pods, ctrs
+}
+
+// PodSpec describes a pod the way kubelet's CRI request shapes it.
+type PodSpec struct {
+	Name, Namespace string
+	QoS             string // "guaranteed", "burstable" or "besteffort": picks the cgroup parent
+	Annotations     map[string]string
+}
+
+// RunPod records a pod and tells the plugins.
+func (r *Runtime) RunPod(spec PodSpec) *api.PodSandbox {
+	r.tb.Helper()
+	r.mu.Lock()
+	r.seq++
+	uid := fmt.Sprintf("uid-%04d", r.seq)
+	r.mu.Unlock()
+	parent := "/kubepods/pod" + uid
+	if spec.QoS == "burstable" || spec.QoS == "besteffort" {
+		parent = "/kubepods/" + spec.QoS + "/pod" + uid
+	}
+	ns := spec.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	pod := &api.PodSandbox{Id: "pod-" + uid, Name: spec.Name, Uid: uid, Namespace: ns,
+		Annotations: spec.Annotations, Linux: &api.LinuxPodSandbox{CgroupParent: parent}}
+	if err := r.nri.RunPodSandbox(context.Background(), &api.RunPodSandboxRequest{Pod: pod}); err != nil {
+		r.tb.Fatalf("RunPodSandbox: %v", err)
+	}
+	r.mu.Lock()
+	r.pods[pod.Id] = pod
+	r.mu.Unlock()
+	return pod
+}
+
+// Resources are a container's CPU request and limit in millicores (0: none),
+// turned into cgroup values as kubelet does.
+type Resources struct{ RequestMilli, LimitMilli int64 }
+
+// Linux returns the CRI-level resources kubelet would send.
+func (res Resources) Linux() *api.LinuxResources {
+	const period = 100000
+	cpu := &api.LinuxCPU{Shares: api.UInt64(uint64(max(2, res.RequestMilli*1024/1000)))}
+	if res.LimitMilli > 0 {
+		cpu.Quota = api.Int64(res.LimitMilli * period / 1000)
+		cpu.Period = api.UInt64(period)
+	}
+	return &api.LinuxResources{Cpu: cpu}
+}
+
+// Create creates and starts a container in pod, applying what the plugins
+// answered. It returns the container's ID, or the plugins' error.
+func (r *Runtime) Create(pod *api.PodSandbox, name string, res Resources) (string, error) {
+	defer r.blockSync()()
+	r.mu.Lock()
+	r.seq++
+	id := fmt.Sprintf("ctr-%04d-%s", r.seq, name)
+	r.mu.Unlock()
+	ctr := &api.Container{Id: id, PodSandboxId: pod.Id, Name: name, State: api.ContainerState_CONTAINER_CREATED,
+		Annotations: map[string]string{},
+		Linux:       &api.LinuxContainer{Resources: res.Linux(), CgroupsPath: pod.Linux.CgroupParent + "/" + id}}
+	resp, err := r.nri.CreateContainer(context.Background(), &api.CreateContainerRequest{Pod: pod, Container: clone(ctr)})
+	if err != nil {
+		return "", err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	adjust(ctr, resp.GetAdjust())
+	ctr.State = api.ContainerState_CONTAINER_RUNNING
+	r.ctrs[id] = ctr
+	r.apply(resp.GetUpdate())
+	return id, nil
+}
+
+// Update sends kubelet's UpdateContainerResources for a container.
+func (r *Runtime) Update(id string, res Resources) error {
+	defer r.blockSync()()
+	pod, ctr := r.lookup(id)
+	resp, err := r.nri.UpdateContainer(context.Background(),
+		&api.UpdateContainerRequest{Pod: pod, Container: ctr, LinuxResources: res.Linux()})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apply(resp.GetUpdate())
+	return nil
+}
+
+// Stop stops a container, applying the plugins' updates.
+func (r *Runtime) Stop(id string) {
+	r.tb.Helper()
+	defer r.blockSync()()
+	pod, ctr := r.lookup(id)
+	resp, err := r.nri.StopContainer(context.Background(), &api.StopContainerRequest{Pod: pod, Container: ctr})
+	if err != nil {
+		r.tb.Fatalf("StopContainer %s: %v", id, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ctrs[id].State = api.ContainerState_CONTAINER_STOPPED
+	r.apply(resp.GetUpdate())
+}
+
+// Remove removes a container (stopping it first if it runs).
+func (r *Runtime) Remove(id string) {
+	r.tb.Helper()
+	defer r.blockSync()()
+	pod, ctr := r.lookup(id)
+	if err := r.nri.RemoveContainer(context.Background(), &api.RemoveContainerRequest{Pod: pod, Container: ctr}); err != nil {
+		r.tb.Fatalf("RemoveContainer %s: %v", id, err)
+	}
+	r.mu.Lock()
+	delete(r.ctrs, id)
+	r.mu.Unlock()
+}
+
+// Container returns a copy of a container as the runtime holds it now.
+func (r *Runtime) Container(id string) *api.Container {
+	_, c := r.lookup(id)
+	return c
+}
+
+// Containers returns copies of every container not stopped.
+func (r *Runtime) Containers() []*api.Container {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ctrs := r.snapshot()
+	return slices.DeleteFunc(ctrs, func(c *api.Container) bool { return c.State == api.ContainerState_CONTAINER_STOPPED })
+}
+
+// AddContainer puts a container straight into the store, as one created
+// while no plugin was connected.
+func (r *Runtime) AddContainer(pod *api.PodSandbox, name string, res Resources, annotations map[string]string, cpus string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seq++
+	id := fmt.Sprintf("ctr-%04d-%s", r.seq, name)
+	lr := res.Linux()
+	lr.Cpu.Cpus = cpus
+	r.ctrs[id] = &api.Container{Id: id, PodSandboxId: pod.Id, Name: name, State: api.ContainerState_CONTAINER_RUNNING,
+		Annotations: annotations, Linux: &api.LinuxContainer{Resources: lr}}
+	return id
+}
+
+func (r *Runtime) lookup(id string) (*api.PodSandbox, *api.Container) {
+	r.tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.ctrs[id]
+	if !ok {
+		r.tb.Fatalf("no container %s", id)
+	}
+	return r.pods[c.PodSandboxId], clone(c)
+}
+
+// apply performs container updates on the store, as a runtime does.
+func (r *Runtime) apply(updates []*api.ContainerUpdate) {
+	for _, u := range updates {
+		c, ok := r.ctrs[u.GetContainerId()]
+		if !ok || c.State == api.ContainerState_CONTAINER_STOPPED {
+			if !u.GetIgnoreFailure() {
+				r.tb.Errorf("update for unknown or stopped container %s", u.GetContainerId())
+			}
+			continue
+		}
+		mergeCPU(c, u.GetLinux().GetResources().GetCpu())
+	}
+}
+
+// adjust applies a creation-time adjustment's fields coreguard uses.
+func adjust(c *api.Container, a *api.ContainerAdjustment) {
+	if a == nil {
+		return
+	}
+	for k, v := range a.GetAnnotations() {
+		if strings.HasPrefix(k, "-") {
+			delete(c.Annotations, strings.TrimPrefix(k, "-"))
+			continue
+		}
+		c.Annotations[k] = v
+	}
+	mergeCPU(c, a.GetLinux().GetResources().GetCpu())
+}
+
+func mergeCPU(c *api.Container, cpu *api.LinuxCPU) {
+	if cpu == nil {
+		return
+	}
+	have := c.Linux.Resources.Cpu
+	if cpu.Cpus != "" {
+		have.Cpus = cpu.Cpus
+	}
+	if cpu.Mems != "" {
+		have.Mems = cpu.Mems
+	}
+	if cpu.Quota != nil {
+		have.Quota = cpu.Quota
+	}
+	if cpu.Period != nil {
+		have.Period = cpu.Period
+	}
+	if cpu.Shares != nil {
+		have.Shares = cpu.Shares
+	}
+}
+
+func clone(c *api.Container) *api.Container {
+	out := &api.Container{Id: c.Id, PodSandboxId: c.PodSandboxId, Name: c.Name, State: c.State,
+		Annotations: map[string]string{}}
+	for k, v := range c.Annotations {
+		out.Annotations[k] = v
+	}
+	cpu := c.GetLinux().GetResources().GetCpu()
+	out.Linux = &api.LinuxContainer{CgroupsPath: c.GetLinux().GetCgroupsPath(), Resources: &api.LinuxResources{Cpu: &api.LinuxCPU{
+		Shares: cpu.GetShares(), Quota: cpu.GetQuota(), Period: cpu.GetPeriod(), Cpus: cpu.GetCpus(), Mems: cpu.GetMems()}}}
+	return out
+}

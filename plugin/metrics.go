@@ -1,0 +1,153 @@
+package plugin
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coreguard/coreguard/plugin/pinning"
+)
+
+// Metrics are coreguard's Prometheus metrics. A nil *Metrics is valid and
+// records nothing, so the plugin runs the same with metrics off.
+type Metrics struct {
+	registry  *prometheus.Registry
+	latency   *prometheus.HistogramVec
+	failures  *prometheus.CounterVec
+	fallbacks prometheus.Counter
+
+	mu     sync.Mutex
+	pinner *pinning.Pinner
+}
+
+// NewMetrics registers coreguard's metrics on a private registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "coreguard_nri_handler_duration_seconds",
+			Help: "Time coreguard spent in each NRI handler.",
+			// Handlers run on the container-creation path in microseconds
+			// to a few milliseconds; the runtime's timeout is 2 s.
+			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 0.25, 1},
+		}, []string{"event"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coreguard_allocation_failures_total",
+			Help: "Exclusive CPU requests that could not be met, by reason (exhausted, odd-request, shared-pool-empty).",
+		}, []string{"reason"}),
+		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coreguard_shared_fallbacks_total",
+			Help: "Containers that qualified for exclusive CPUs but ran in the shared pool (onExhaustion: shared).",
+		}),
+	}
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, poolCollector{m},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Serve serves /metrics on addr until the listener fails.
+func (m *Metrics) Serve(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return l, nil
+}
+
+// Registry exposes the registry, for tests.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+func (m *Metrics) observe(event string, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.latency.WithLabelValues(event).Observe(time.Since(start).Seconds())
+}
+
+func (m *Metrics) watch(p *pinning.Pinner) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.pinner = p
+	m.mu.Unlock()
+}
+
+func (m *Metrics) pinningStats() pinning.Stats {
+	if m == nil {
+		return nil
+	}
+	return pinStats{m}
+}
+
+type pinStats struct{ m *Metrics }
+
+func (s pinStats) AllocationFailed(reason string) { s.m.failures.WithLabelValues(reason).Inc() }
+func (s pinStats) SharedFallback()                { s.m.fallbacks.Inc() }
+
+// poolCollector reads the pinning state at scrape time.
+type poolCollector struct{ m *Metrics }
+
+var (
+	coresDesc = prometheus.NewDesc("coreguard_cores",
+		"Physical cores by state: total (online), exclusive (held by pinned containers), shared (all threads in the shared pool), withheld (a thread withheld from everyone).",
+		[]string{"state"}, nil)
+	cpusDesc = prometheus.NewDesc("coreguard_cpus",
+		"Logical CPUs by pool: exclusive, shared, withheld, reserved (reserved CPUs are part of the shared pool).",
+		[]string{"pool"}, nil)
+	exclusiveDesc = prometheus.NewDesc("coreguard_exclusive_containers",
+		"Containers holding exclusive CPUs.", nil, nil)
+	sharedDesc = prometheus.NewDesc("coreguard_shared_containers",
+		"Containers running in the shared pool.", nil, nil)
+)
+
+func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- coresDesc
+	ch <- cpusDesc
+	ch <- exclusiveDesc
+	ch <- sharedDesc
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	p := c.m.pinner
+	c.m.mu.Unlock()
+	if p == nil {
+		return
+	}
+	s := p.Snapshot()
+	topo := p.Topology()
+	var exclusive, shared, withheld int
+	for _, core := range topo.Cores {
+		switch {
+		case core.CPUs.Intersects(s.Withheld):
+			withheld++
+		case core.CPUs.IsSubsetOf(s.Exclusive):
+			exclusive++
+		case core.CPUs.IsSubsetOf(s.Shared):
+			shared++
+		}
+	}
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	gauge(coresDesc, len(topo.Cores), "total")
+	gauge(coresDesc, exclusive, "exclusive")
+	gauge(coresDesc, shared, "shared")
+	gauge(coresDesc, withheld, "withheld")
+	gauge(cpusDesc, s.Exclusive.Size(), "exclusive")
+	gauge(cpusDesc, s.Shared.Size(), "shared")
+	gauge(cpusDesc, s.Withheld.Size(), "withheld")
+	gauge(cpusDesc, s.Reserved.Size(), "reserved")
+	gauge(exclusiveDesc, len(s.Allocations))
+	gauge(sharedDesc, s.SharedContainers)
+}

@@ -1,0 +1,338 @@
+package pinning
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/sirupsen/logrus"
+
+	"github.com/coreguard/coreguard/config"
+	"github.com/coreguard/coreguard/cpuset"
+	"github.com/coreguard/coreguard/cpuset/alloc"
+	"github.com/coreguard/coreguard/topology"
+)
+
+// Pinner holds the pinning state of one node: the allocator and the
+// containers running in the shared pool. Its methods are what the NRI
+// handlers call; they return the adjustments and updates to send.
+type Pinner struct {
+	mu     sync.Mutex
+	topo   *topology.Topology
+	cfg    *config.Config
+	log    logrus.FieldLogger
+	stats  Stats
+	alloc  *alloc.Allocator
+	shared map[string]bool // containers in the shared pool
+}
+
+// Stats counts what the pinner did, for metrics.
+type Stats interface {
+	AllocationFailed(reason string)
+	SharedFallback()
+}
+
+type noStats struct{}
+
+func (noStats) AllocationFailed(string) {}
+func (noStats) SharedFallback()         {}
+
+// New makes a pinner for a topology and configuration; it fails when the
+// configuration does not fit the machine (e.g. reserved CPUs offline).
+func New(topo *topology.Topology, cfg *config.Config, log logrus.FieldLogger, stats Stats) (*Pinner, error) {
+	if stats == nil {
+		stats = noStats{}
+	}
+	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats}
+	if err := p.reset(); err != nil {
+		return nil, err
+	}
+	for _, w := range p.alloc.Warnings() {
+		log.Warn(w)
+	}
+	return p, nil
+}
+
+func (p *Pinner) reset() error {
+	a, err := alloc.New(p.topo, p.cfg.AllocOptions())
+	if err != nil {
+		return err
+	}
+	p.alloc, p.shared = a, map[string]bool{}
+	return nil
+}
+
+// Snapshot is the pinning state, for metrics and logs.
+type Snapshot struct {
+	Exclusive, Withheld, Shared, Reserved cpuset.CPUSet
+	Allocations                           []alloc.Allocation
+	SharedContainers                      int
+}
+
+// Snapshot returns the current state.
+func (p *Pinner) Snapshot() Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Snapshot{
+		Exclusive: p.alloc.Exclusive(), Withheld: p.alloc.Withheld(), Shared: p.alloc.Shared(),
+		Reserved: p.alloc.Reserved(), Allocations: p.alloc.Allocations(), SharedContainers: len(p.shared),
+	}
+}
+
+// Topology returns the machine the pinner hands out.
+func (p *Pinner) Topology() *topology.Topology { return p.topo }
+
+// Create decides a new container's CPUs. It sets the container's cpuset in
+// adj and returns updates that move every shared container to the new
+// shared pool when it changed. An error fails the container's creation.
+func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.ContainerAdjustment) ([]*api.ContainerUpdate, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d, err := Decide(p.cfg, pod, ctr)
+	if err != nil {
+		return nil, err
+	}
+	log := p.log.WithFields(logrus.Fields{"container": name(pod, ctr)})
+	if d.CPUs > 0 {
+		before := p.alloc.Shared()
+		al, err := p.alloc.Allocate(ctr.GetId(), d.CPUs)
+		switch {
+		case err == nil:
+			adj.SetLinuxCPUSetCPUs(al.CPUs.String())
+			adj.AddAnnotation(AnnotationCPUs, al.CPUs.String())
+			if !al.Withheld.IsEmpty() {
+				adj.AddAnnotation(AnnotationWithheld, al.Withheld.String())
+			}
+			log.WithFields(logrus.Fields{"cpus": al.CPUs.String(), "withheld": al.Withheld.String(), "request": d.CPUs}).
+				Info("pinned to exclusive whole cores")
+			return p.sharedUpdates(before, ""), nil
+		case isExhausted(err) && p.cfg.OnExhaustion == config.ExhaustionShared:
+			p.stats.AllocationFailed(reason(err))
+			p.stats.SharedFallback()
+			log.WithError(err).Warn("no exclusive CPUs (onExhaustion: shared): running in the shared pool")
+		default:
+			p.stats.AllocationFailed(reason(err))
+			return nil, fmt.Errorf("%s: %d exclusive CPUs: %w", name(pod, ctr), d.CPUs, err)
+		}
+	} else {
+		log.WithField("why", d.Reason).Debug("shared pool")
+	}
+	p.shared[ctr.GetId()] = true
+	adj.SetLinuxCPUSetCPUs(p.alloc.Shared().String())
+	return nil, nil
+}
+
+// Stop releases a stopped container's CPUs and returns the updates that
+// grow the shared pool back.
+func (p *Pinner) Stop(ctr *api.Container) []*api.ContainerUpdate {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forget(ctr.GetId())
+}
+
+func (p *Pinner) forget(id string) []*api.ContainerUpdate {
+	delete(p.shared, id)
+	before := p.alloc.Shared()
+	al, err := p.alloc.Release(id)
+	if err != nil {
+		return nil // not pinned: nothing to give back
+	}
+	p.log.WithFields(logrus.Fields{"container": id, "cpus": al.CPUs.String()}).Info("released exclusive cores")
+	return p.sharedUpdates(before, "")
+}
+
+// Update answers kubelet's UpdateContainerResources (and in-place resize).
+// A pinned container keeps its cores; a resize to another whole number of
+// CPUs re-allocates, and one that cannot be met is refused, leaving the
+// container as it was. Shared containers stay on the shared pool.
+func (p *Pinner) Update(pod *api.PodSandbox, ctr *api.Container, res *api.LinuxResources) ([]*api.ContainerUpdate, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := ctr.GetId()
+	held, pinned := p.alloc.Get(id)
+	if !pinned {
+		if !p.shared[id] {
+			return nil, nil // unknown to us (created before a resync): leave it
+		}
+		return []*api.ContainerUpdate{cpusetUpdate(id, p.alloc.Shared())}, nil
+	}
+	want := held.Request
+	if shares := res.GetCpu().GetShares().GetValue(); shares != 0 {
+		if shares%sharesPerCPU != 0 {
+			return nil, fmt.Errorf("%s: resize to cpu.shares %d refused: a container with exclusive CPUs %s needs a whole number of CPUs",
+				name(pod, ctr), shares, held.CPUs)
+		}
+		want = int(shares / sharesPerCPU)
+	}
+	if want == held.Request {
+		return []*api.ContainerUpdate{cpusetUpdate(id, held.CPUs)}, nil
+	}
+	before := p.alloc.Shared()
+	if _, err := p.alloc.Release(id); err != nil {
+		return nil, err
+	}
+	al, err := p.alloc.Allocate(id, want)
+	if err != nil {
+		// Put the old cores back: they were free a moment ago.
+		if _, terr := p.alloc.Take(id, held.CPUs); terr != nil {
+			p.log.WithError(terr).Error("could not restore cores after a refused resize")
+		}
+		p.stats.AllocationFailed(reason(err))
+		return nil, fmt.Errorf("%s: resize from %d to %d exclusive CPUs refused (keeps %s): %w",
+			name(pod, ctr), held.Request, want, held.CPUs, err)
+	}
+	p.log.WithFields(logrus.Fields{"container": name(pod, ctr), "from": held.CPUs.String(), "to": al.CPUs.String()}).Info("resized exclusive cores")
+	return append(p.sharedUpdates(before, ""), cpusetUpdate(id, al.CPUs)), nil
+}
+
+// Sync rebuilds the state from the runtime's containers after (re)connecting.
+// A container that qualifies keeps the whole cores it runs on (its cpuset
+// is the truth: the annotation coreguard left at creation cannot follow a
+// resize); failing that it gets the cores its annotation records, failing
+// that new ones. Containers are taken in container-ID order, so when two
+// claim the same core the lower ID keeps it, deterministically, and the
+// other is re-pinned, or left in the shared pool when no cores are free.
+// Everything else joins the shared pool.
+func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.reset(); err != nil {
+		return nil, err
+	}
+	podOf := map[string]*api.PodSandbox{}
+	for _, pod := range pods {
+		podOf[pod.GetId()] = pod
+	}
+	live := slices.DeleteFunc(slices.Clone(ctrs), func(c *api.Container) bool {
+		return c.GetState() == api.ContainerState_CONTAINER_STOPPED
+	})
+	slices.SortFunc(live, func(a, b *api.Container) int { return compareStrings(a.GetId(), b.GetId()) })
+
+	want := map[string]int{}
+	var toPin []*api.Container
+	for _, c := range live {
+		d, err := Decide(p.cfg, podOf[c.GetPodSandboxId()], c)
+		if err != nil || d.CPUs == 0 {
+			p.shared[c.GetId()] = true
+			continue
+		}
+		want[c.GetId()] = d.CPUs
+		current, _ := cpuset.Parse(c.GetLinux().GetResources().GetCpu().GetCpus())
+		if !p.takeIfFits(c.GetId(), current, d.CPUs) {
+			toPin = append(toPin, c)
+		}
+	}
+	var updates []*api.ContainerUpdate
+	for _, c := range toPin {
+		pod := podOf[c.GetPodSandboxId()]
+		recorded, _ := cpuset.Parse(c.GetAnnotations()[AnnotationCPUs])
+		if p.takeIfFits(c.GetId(), recorded, want[c.GetId()]) {
+			updates = append(updates, cpusetUpdate(c.GetId(), recorded))
+			continue
+		}
+		al, err := p.alloc.Allocate(c.GetId(), want[c.GetId()])
+		if err != nil {
+			p.stats.AllocationFailed(reason(err))
+			p.log.WithError(err).WithField("container", name(pod, c)).Warn("cannot pin a running container: left in the shared pool")
+			p.shared[c.GetId()] = true
+			continue
+		}
+		p.log.WithFields(logrus.Fields{"container": name(pod, c), "cpus": al.CPUs.String()}).Info("pinned a running container")
+		updates = append(updates, cpusetUpdate(c.GetId(), al.CPUs))
+	}
+	shared := p.alloc.Shared()
+	for _, c := range live {
+		if p.shared[c.GetId()] && c.GetLinux().GetResources().GetCpu().GetCpus() != shared.String() {
+			updates = append(updates, cpusetUpdate(c.GetId(), shared))
+		}
+	}
+	p.log.WithFields(logrus.Fields{"pinned": len(p.alloc.Allocations()), "shared": len(p.shared), "sharedPool": shared.String()}).
+		Info("synchronized with the runtime")
+	return updates, nil
+}
+
+// takeIfFits gives a container the given CPUs when they lie on free whole
+// cores holding its n CPUs with less than a core to spare (and, outside
+// oddCPUs: isolate, with no sibling left over).
+func (p *Pinner) takeIfFits(id string, cpus cpuset.CPUSet, n int) bool {
+	if cpus.IsEmpty() {
+		return false
+	}
+	al, err := p.alloc.Take(id, cpus)
+	if err != nil {
+		return false
+	}
+	size := al.Cores().Size()
+	if size < n || size >= n+p.topo.ThreadsPerCore() || (!al.Withheld.IsEmpty() && p.cfg.OddCPUs != alloc.Isolate) {
+		_, _ = p.alloc.Release(id)
+		return false
+	}
+	return true
+}
+
+// sharedUpdates returns the updates moving every shared container (except
+// skip) to the shared pool, when the pool differs from before.
+func (p *Pinner) sharedUpdates(before cpuset.CPUSet, skip string) []*api.ContainerUpdate {
+	now := p.alloc.Shared()
+	if now.Equals(before) {
+		return nil
+	}
+	ids := make([]string, 0, len(p.shared))
+	for id := range p.shared {
+		if id != skip {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	out := make([]*api.ContainerUpdate, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, cpusetUpdate(id, now))
+	}
+	return out
+}
+
+func cpusetUpdate(id string, cpus cpuset.CPUSet) *api.ContainerUpdate {
+	u := &api.ContainerUpdate{}
+	u.SetContainerId(id)
+	u.SetLinuxCPUSetCPUs(cpus.String())
+	// A container that is being torn down must not fail the whole batch.
+	u.IgnoreFailure = true
+	return u
+}
+
+// name says which container, for messages people read in kubectl describe.
+func name(pod *api.PodSandbox, ctr *api.Container) string {
+	return fmt.Sprintf("container %q in pod %s/%s", ctr.GetName(), pod.GetNamespace(), pod.GetName())
+}
+
+func isExhausted(err error) bool {
+	var ex *alloc.ExhaustedError
+	return errors.As(err, &ex)
+}
+
+// reason labels an allocation failure for metrics.
+func reason(err error) string {
+	var ex *alloc.ExhaustedError
+	var odd *alloc.OddRequestError
+	switch {
+	case errors.As(err, &ex) && ex.Reason != "":
+		return "shared-pool-empty"
+	case errors.As(err, &ex):
+		return "exhausted"
+	case errors.As(err, &odd):
+		return "odd-request"
+	}
+	return "other"
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

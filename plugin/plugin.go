@@ -1,0 +1,213 @@
+// Package plugin is coreguard's NRI plugin: the only package that speaks
+// NRI. Each NRI event has its handler in its own file (configure.go,
+// synchronize.go, create.go, update.go, stop.go, remove.go); each duty
+// lives in its own sub-package (pinning/) that the handlers call.
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"github.com/sirupsen/logrus"
+
+	"github.com/coreguard/coreguard/config"
+	"github.com/coreguard/coreguard/plugin/pinning"
+	"github.com/coreguard/coreguard/topology"
+)
+
+const (
+	// DefaultName is the plugin's NRI name.
+	DefaultName = "coreguard"
+	// DefaultIndex orders coreguard among NRI plugins, which the runtime
+	// calls in ascending index order. 10 puts it early, so a container that
+	// coreguard refuses is refused before later plugins spend work on it,
+	// and leaves 00-09 free for plugins an admin wants before it.
+	DefaultIndex = "10"
+	// DefaultSocket is the runtime's NRI socket for external plugins.
+	DefaultSocket = api.DefaultSocketPath
+)
+
+// Options configure a Plugin.
+type Options struct {
+	Name, Index, Socket string
+	// Config is the configuration from --config (or the default). A
+	// configuration the runtime passes (pre-installed plugins get theirs
+	// from the runtime's plugin config dir) replaces it.
+	Config   *config.Config
+	Topology *topology.Topology
+	Log      *logrus.Logger
+	Metrics  *Metrics // nil: no metrics
+}
+
+// Plugin is the NRI plugin. Its exported methods are the NRI handlers.
+type Plugin struct {
+	opts    Options
+	log     *logrus.Entry
+	metrics *Metrics
+
+	mu     sync.Mutex
+	cfg    *config.Config
+	pinner *pinning.Pinner
+	stub   stub.Stub
+	fatal  error // a configuration error: retrying cannot help
+}
+
+// New checks the options against the machine and makes the plugin.
+func New(opts Options) (*Plugin, error) {
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	if opts.Index == "" {
+		opts.Index = DefaultIndex
+	}
+	if opts.Socket == "" {
+		opts.Socket = DefaultSocket
+	}
+	if opts.Config == nil {
+		opts.Config = config.Default()
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.StandardLogger()
+	}
+	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics}
+	if err := p.apply(opts.Config); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// apply makes cfg the configuration in force, with fresh duty state.
+func (p *Plugin) apply(cfg *config.Config) error {
+	pin, err := pinning.New(p.opts.Topology, cfg, p.log, p.metrics.pinningStats())
+	if err != nil {
+		return fmt.Errorf("config does not fit this machine: %w", err)
+	}
+	p.mu.Lock()
+	p.cfg, p.pinner = cfg, pin
+	p.mu.Unlock()
+	p.metrics.watch(pin)
+	return nil
+}
+
+func (p *Plugin) duties() *pinning.Pinner {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pinner
+}
+
+// preinstalled reports whether the runtime started this process as a
+// pre-installed plugin, handing it a connected socket.
+func preinstalled() bool { return os.Getenv(api.PluginSocketEnvVar) != "" }
+
+// Run connects to the runtime and serves until ctx ends. An external plugin
+// reconnects when the runtime goes away (containerd or CRI-O restarting),
+// retrying with backoff, and resynchronizes its state from the runtime on
+// every connection. A pre-installed plugin returns when its connection
+// closes: the runtime starts a new one when it comes back.
+func (p *Plugin) Run(ctx context.Context) error {
+	backoff := newBackoff(250*time.Millisecond, 5*time.Second)
+	for {
+		closed := make(chan struct{})
+		opts := []stub.Option{stub.WithOnClose(func() { close(closed) })}
+		if !preinstalled() {
+			opts = append(opts, stub.WithPluginName(p.opts.Name), stub.WithPluginIdx(p.opts.Index),
+				stub.WithSocketPath(p.opts.Socket))
+		}
+		st, err := stub.New(p, opts...)
+		if err != nil {
+			return fmt.Errorf("nri: %w", err)
+		}
+		if err := st.Start(ctx); err != nil {
+			if f := p.fatalError(); f != nil {
+				return f
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if preinstalled() {
+				return err
+			}
+			wait := backoff.next()
+			p.log.WithError(err).Warnf("cannot register with the runtime at %s; retrying in %s", p.opts.Socket, wait)
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		backoff.reset()
+		p.setStub(st)
+		p.log.WithField("socket", p.opts.Socket).Info("registered with the runtime")
+		select {
+		case <-ctx.Done():
+			st.Stop()
+			return nil
+		case <-closed:
+		}
+		p.setStub(nil)
+		if preinstalled() {
+			p.log.Info("runtime closed the connection; exiting (the runtime restarts pre-installed plugins)")
+			return nil
+		}
+		p.log.Warn("runtime connection lost; reconnecting")
+	}
+}
+
+func (p *Plugin) setStub(s stub.Stub) {
+	p.mu.Lock()
+	p.stub = s
+	p.mu.Unlock()
+}
+
+func (p *Plugin) fatalError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fatal
+}
+
+// updateLater sends container updates outside any handler (after
+// RemoveContainer, which cannot carry them), without blocking the handler.
+func (p *Plugin) updateLater(updates []*api.ContainerUpdate) {
+	if len(updates) == 0 {
+		return
+	}
+	p.mu.Lock()
+	s := p.stub
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	go func() {
+		failed, err := s.UpdateContainers(updates)
+		if err != nil || len(failed) > 0 {
+			p.log.WithError(err).WithField("failed", len(failed)).Warn("updating the shared pool after a removal")
+		}
+	}()
+}
+
+type backoff struct{ cur, min, max time.Duration }
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{cur: min, min: min, max: max} }
+
+func (b *backoff) next() time.Duration {
+	d := b.cur
+	b.cur = min(2*b.cur, b.max)
+	return d
+}
+
+func (b *backoff) reset() { b.cur = b.min }
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,15 @@
+package plugin
+
+import (
+	"context"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+)
+
+// StopContainer releases a stopped container's exclusive cores; the shared
+// pool grows back in the same response.
+func (p *Plugin) StopContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
+	defer p.metrics.observe("StopContainer", time.Now())
+	return p.duties().Stop(ctr), nil
+}

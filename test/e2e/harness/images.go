@@ -1,0 +1,85 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/coreguard/coreguard/test/e2e/images"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Image names every Runtime has imported.
+const (
+	WorkloadImage = images.Workload
+	PauseImage    = images.Pause
+)
+
+var (
+	imagesOnce sync.Once
+	imagesPath string
+	imagesErr  error
+)
+
+// imagesTarball builds the image tarball once per test process into the
+// cache dir. The build is reproducible and the file is replaced by an atomic
+// rename, so concurrent test binaries cannot see a half-written file.
+func imagesTarball() (string, error) {
+	imagesOnce.Do(func() {
+		dir := filepath.Join(CacheDir(), "images")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			imagesErr = err
+			return
+		}
+		imagesPath = filepath.Join(dir, "e2e-images.tar")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		imagesErr = images.WriteTarball(ctx, imagesPath)
+	})
+	return imagesPath, imagesErr
+}
+
+// importImages loads the tarball into the CRI namespace with ctr (which
+// also unpacks it for the overlayfs snapshotter CRI uses).
+func (r *Runtime) importImages(tarPath string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(r.opts.BinDir, "ctr"),
+		"--address", r.p.Address, "--namespace", "k8s.io", "images", "import", tarPath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ctr images import %s: %v\n%s", tarPath, err, out)
+	}
+	// CRI learns about imported images from containerd events, a moment
+	// after ctr returns: poll until it knows both.
+	for _, ref := range []string{WorkloadImage, PauseImage} {
+		for {
+			_, err := r.ImageID(ctx, ref)
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// ImageID resolves a name to the image ID, which kubelet passes in
+// ContainerConfig.Image.Image (the name goes to UserSpecifiedImage).
+func (r *Runtime) ImageID(ctx context.Context, ref string) (string, error) {
+	st, err := r.Images.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	if err != nil {
+		return "", fmt.Errorf("CRI ImageStatus %s: %w", ref, err)
+	}
+	if st.GetImage() == nil {
+		return "", fmt.Errorf("image %s not known to CRI after import", ref)
+	}
+	return st.GetImage().GetId(), nil
+}
