@@ -49,10 +49,10 @@ check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests
 	COREGUARD_REQUIRE_FIXTURES=1 $(MAKE) test
 	COREGUARD_E2E_REQUIRED=1 $(MAKE) e2e
 
-demo: build ## the main job (for now: this machine's topology and a plan)
-	$(BIN)/coreguard topology
-	@echo
-	-$(BIN)/coreguard plan --odd-cpus round-up 1
+demo: build ## the main job (root): private containerd + NRI + coreguard, a few pods, what each got
+	@if [ "$$(id -u)" != 0 ]; then echo "make demo must run as root: it starts a private containerd and writes cgroups. Try: sudo make demo" >&2; exit 1; fi
+	bash hack/install-e2e-deps.sh
+	$(GO) run ./test/demo --coreguard $(BIN)/coreguard
 
 clean: ## remove build output
 	rm -rf $(BIN)

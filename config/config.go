@@ -39,6 +39,9 @@ type Config struct {
 	// ExemptNamespaces are namespaces whose pods never get exclusive CPUs
 	// and run in the shared pool. Default: none, as kubelet.
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+	// Admission configures the refusal of privileged and host-namespace
+	// containers; see Admission.
+	Admission Admission `json:"admission,omitempty"`
 	// MetricsAddress is where Prometheus metrics are served (host:port).
 	// Default: off, so nothing listens unless the admin asks.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
@@ -158,6 +161,7 @@ func (c *Config) complete() error {
 	if a := c.MetricsAddress; a != "" && !strings.Contains(a, ":") {
 		bad("metricsAddress", a, "is not host:port (e.g. \":9110\" or \"127.0.0.1:9110\")")
 	}
+	errs = append(errs, c.Admission.complete()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

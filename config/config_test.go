@@ -94,3 +94,34 @@ func TestLoad(t *testing.T) {
 		t.Error("Load(missing) succeeded")
 	}
 }
+
+func TestAdmissionConfig(t *testing.T) {
+	c, err := Parse([]byte("admission:\n  hostNetwork: [kube-system, \"calico-*\"]\n  privileged: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Admission.Mode != AdmissionEnforce || len(c.Admission.Privileged) != 0 ||
+		!c.Admission.Allows("hostNetwork", "calico-system") || c.Admission.Allows("hostNetwork", "calico") ||
+		!c.Admission.Allows("hostPID", "kube-system") || c.Admission.Allows("privileged", "kube-system") ||
+		c.Admission.Allows("hostPID", "") {
+		t.Errorf("admission = %+v", c.Admission)
+	}
+	if c, err := Parse([]byte("admission:\n  mode: off\n")); err != nil || c.Admission.Mode != AdmissionOff {
+		t.Errorf("unquoted off: %+v, %v", c, err)
+	}
+	bad := []struct{ in, want string }{
+		{"admission:\n  mode: strict", `admission.mode: "strict" is not one of enforce, audit, off`},
+		{"admission:\n  mode: on", "write enforce"},
+		{"admission:\n  privileged: [\"kube-system \"]", `admission.privileged[0]: "kube-system " has spaces around it`},
+		{"admission:\n  hostPID: [Kube-System]", `admission.hostPID[0]: "Kube-System" has upper-case letters`},
+		{"admission:\n  hostIPC: [\"kube-[system\"]", `admission.hostIPC[0]: "kube-[system" is not a valid glob pattern`},
+		{"admission:\n  hostNetwork: [\"\"]", `admission.hostNetwork[0]: "" is empty`},
+		{"admission:\n  privileged: [kube_system]", "has characters namespace names never have"},
+		{"admission:\n  privilegd: [x]", `unknown field "privilegd"`},
+	}
+	for _, b := range bad {
+		if _, err := Parse([]byte(b.in)); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("Parse(%q) error %v, want %q", b.in, err, b.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/coreguard/coreguard/plugin/admission"
 	"github.com/coreguard/coreguard/plugin/pinning"
 )
 
@@ -20,6 +21,8 @@ type Metrics struct {
 	latency   *prometheus.HistogramVec
 	failures  *prometheus.CounterVec
 	fallbacks prometheus.Counter
+	rejected  *prometheus.CounterVec
+	audited   *prometheus.CounterVec
 
 	mu     sync.Mutex
 	pinner *pinning.Pinner
@@ -44,8 +47,16 @@ func NewMetrics() *Metrics {
 			Name: "coreguard_shared_fallbacks_total",
 			Help: "Containers that qualified for exclusive CPUs but ran in the shared pool (onExhaustion: shared).",
 		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coreguard_admission_rejections_total",
+			Help: "Containers refused by admission, by reason (privileged, hostPID, hostIPC, hostNetwork) and namespace.",
+		}, []string{"reason", "namespace"}),
+		audited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "coreguard_admission_audit_total",
+			Help: "Containers admission would refuse in enforce mode, seen in audit mode, by reason and namespace.",
+		}, []string{"reason", "namespace"}),
 	}
-	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, poolCollector{m},
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, poolCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -87,6 +98,22 @@ func (m *Metrics) pinningStats() pinning.Stats {
 		return nil
 	}
 	return pinStats{m}
+}
+
+func (m *Metrics) admissionStats() admission.Stats {
+	if m == nil {
+		return nil
+	}
+	return admStats{m}
+}
+
+type admStats struct{ m *Metrics }
+
+func (s admStats) Rejected(k admission.Kind, ns string) {
+	s.m.rejected.WithLabelValues(string(k), ns).Inc()
+}
+func (s admStats) Audited(k admission.Kind, ns string) {
+	s.m.audited.WithLabelValues(string(k), ns).Inc()
 }
 
 type pinStats struct{ m *Metrics }

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/coreguard/coreguard/config"
+	"github.com/coreguard/coreguard/plugin/admission"
 	"github.com/coreguard/coreguard/plugin/pinning"
 	"github.com/coreguard/coreguard/topology"
 )
@@ -42,6 +43,9 @@ type Options struct {
 	Topology *topology.Topology
 	Log      *logrus.Logger
 	Metrics  *Metrics // nil: no metrics
+	// HostNamespaces recognises the host's namespaces by path (CRI-O names
+	// them instead of leaving them out). Default: read from /proc.
+	HostNamespaces admission.HostNamespaces
 }
 
 // Plugin is the NRI plugin. Its exported methods are the NRI handlers.
@@ -50,11 +54,12 @@ type Plugin struct {
 	log     *logrus.Entry
 	metrics *Metrics
 
-	mu     sync.Mutex
-	cfg    *config.Config
-	pinner *pinning.Pinner
-	stub   stub.Stub
-	fatal  error // a configuration error: retrying cannot help
+	mu        sync.Mutex
+	cfg       *config.Config
+	admission *admission.Checker
+	pinner    *pinning.Pinner
+	stub      stub.Stub
+	fatal     error // a configuration error: retrying cannot help
 }
 
 // New checks the options against the machine and makes the plugin.
@@ -74,6 +79,9 @@ func New(opts Options) (*Plugin, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
 	}
+	if opts.HostNamespaces == nil {
+		opts.HostNamespaces = admission.NewProcHostNamespaces("/proc")
+	}
 	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics}
 	if err := p.apply(opts.Config); err != nil {
 		return nil, err
@@ -87,17 +95,25 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("config does not fit this machine: %w", err)
 	}
+	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admissionStats())
 	p.mu.Lock()
-	p.cfg, p.pinner = cfg, pin
+	p.cfg, p.pinner, p.admission = cfg, pin, adm
 	p.mu.Unlock()
 	p.metrics.watch(pin)
 	return nil
 }
 
-func (p *Plugin) duties() *pinning.Pinner {
+// duties returns the duty state in force (the configuration can change
+// when the runtime passes one).
+func (p *Plugin) duties() (*admission.Checker, *pinning.Pinner) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.pinner
+	return p.admission, p.pinner
+}
+
+func (p *Plugin) pinning() *pinning.Pinner {
+	_, pin := p.duties()
+	return pin
 }
 
 // preinstalled reports whether the runtime started this process as a
@@ -117,6 +133,11 @@ func (p *Plugin) Run(ctx context.Context) error {
 		if !preinstalled() {
 			opts = append(opts, stub.WithPluginName(p.opts.Name), stub.WithPluginIdx(p.opts.Index),
 				stub.WithSocketPath(p.opts.Socket))
+		}
+		if p.currentConfig().Admission.FailClosed {
+			// Runtimes with NRI >= v0.12.4 then fail creations coreguard
+			// does not answer in time; older ones ignore it.
+			opts = append(opts, stub.WithFailurePolicy(&api.FailurePolicy{FailRequest: true, KeepConnected: true}))
 		}
 		st, err := stub.New(p, opts...)
 		if err != nil {
@@ -155,6 +176,12 @@ func (p *Plugin) Run(ctx context.Context) error {
 		}
 		p.log.Warn("runtime connection lost; reconnecting")
 	}
+}
+
+func (p *Plugin) currentConfig() *config.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
 }
 
 func (p *Plugin) setStub(s stub.Stub) {

@@ -296,14 +296,29 @@ func TestExhaustion(t *testing.T) {
 		}
 		h.check()
 	})
-	t.Run("shared pool never empties", func(t *testing.T) {
+	t.Run("shared pool never empties under a shared container", func(t *testing.T) {
 		h := newHarness(t, sysfsgen.TwoCPUsTwoCores, "")
+		h.create(h.rt.RunPod(nritest.PodSpec{Name: "bg", QoS: "burstable"}), "bg", burstable)
 		pod := h.rt.RunPod(nritest.PodSpec{Name: "p", QoS: "guaranteed"})
 		h.create(pod, "a", guaranteed(1))
 		if _, err := h.rt.Create(pod, "b", guaranteed(1)); err == nil || !strings.Contains(err.Error(), "shared pool without a CPU") {
 			t.Fatalf("error %v, want a refusal to empty the shared pool", err)
 		}
 		h.check()
+	})
+	t.Run("a lone pinned container may take the last core", func(t *testing.T) {
+		// One core with threads 0 and 1 and nothing shared running: a
+		// Guaranteed cpu: 1 gets the whole core; a shared container that
+		// comes later is refused with a message saying why.
+		h := newHarness(t, sysfsgen.TwoCPUsOneCore, "")
+		id := h.create(h.rt.RunPod(nritest.PodSpec{Name: "odd", QoS: "guaranteed"}), "main", guaranteed(1))
+		if got := h.cpus(id).String(); got != "0-1" {
+			t.Fatalf("cpuset %s, want the whole core 0-1", got)
+		}
+		_, err := h.rt.Create(h.rt.RunPod(nritest.PodSpec{Name: "bg", QoS: "burstable"}), "bg", burstable)
+		if err == nil || !strings.Contains(err.Error(), "no CPU is left for containers without exclusive CPUs") {
+			t.Fatalf("shared container with an empty pool: %v", err)
+		}
 	})
 }
 
@@ -507,6 +522,6 @@ func (h *harness) settle() {
 func TestMain(m *testing.M) {
 	// NRI's adaptation logs through logrus' standard logger; keep test
 	// output to what fails.
-	logrus.SetLevel(logrus.WarnLevel)
+	logrus.SetLevel(logrus.ErrorLevel)
 	m.Run()
 }

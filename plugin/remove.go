@@ -12,6 +12,6 @@ import (
 // is sent right after.
 func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
 	defer p.metrics.observe("RemoveContainer", time.Now())
-	p.updateLater(p.duties().Stop(ctr))
+	p.updateLater(p.pinning().Stop(ctr))
 	return nil
 }

@@ -12,5 +12,5 @@ import (
 // and shared ones are moved to the current shared pool.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	defer p.metrics.observe("Synchronize", time.Now())
-	return p.duties().Sync(pods, ctrs)
+	return p.pinning().Sync(pods, ctrs)
 }

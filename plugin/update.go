@@ -14,7 +14,7 @@ import (
 // re-allocates or is refused.
 func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container, res *api.LinuxResources) ([]*api.ContainerUpdate, error) {
 	defer p.metrics.observe("UpdateContainer", time.Now())
-	updates, err := p.duties().Update(pod, ctr, res)
+	updates, err := p.pinning().Update(pod, ctr, res)
 	if err != nil {
 		p.log.WithError(err).Warn("refusing update")
 		return nil, fmt.Errorf("coreguard: %w", err)

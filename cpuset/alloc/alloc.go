@@ -184,11 +184,22 @@ func (a *Allocator) Reserved() cpuset.CPUSet { return a.reserved }
 func (a *Allocator) OddPolicy() OddCPUs { return a.odd }
 
 // Allocate gives owner whole cores for a request of n logical CPUs, packed
-// as Pack describes. It fails, changing nothing, when the owner already
+// as pack.go describes. It fails, changing nothing, when the owner already
 // holds CPUs, when n is not positive, when the odd-request policy refuses n,
 // when too few whole cores are free, or when the allocation would leave the
 // shared pool without a CPU.
 func (a *Allocator) Allocate(owner string, n int) (Allocation, error) {
+	return a.allocate(owner, n, true)
+}
+
+// AllocateMayEmptyShared is Allocate for a caller that knows no container
+// runs in the shared pool (e.g. a node with no reserved CPUs whose only
+// container asks for every core): the pool may be left empty.
+func (a *Allocator) AllocateMayEmptyShared(owner string, n int) (Allocation, error) {
+	return a.allocate(owner, n, false)
+}
+
+func (a *Allocator) allocate(owner string, n int, keepShared bool) (Allocation, error) {
 	if _, dup := a.owners[owner]; dup {
 		return Allocation{}, fmt.Errorf("%q already holds CPUs %s", owner, a.owners[owner].CPUs)
 	}
@@ -208,7 +219,7 @@ func (a *Allocator) Allocate(owner string, n int) (Allocation, error) {
 		// not the cores that were free.
 		return Allocation{}, a.oddError(n)
 	}
-	if left := a.Shared().Difference(al.Cores()); left.IsEmpty() {
+	if left := a.Shared().Difference(al.Cores()); keepShared && left.IsEmpty() {
 		return Allocation{}, &ExhaustedError{Request: n, Reason: "it would leave the shared pool without a CPU", Free: a.freeSummary()}
 	}
 	a.record(&al)

@@ -97,7 +97,14 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 	log := p.log.WithFields(logrus.Fields{"container": name(pod, ctr)})
 	if d.CPUs > 0 {
 		before := p.alloc.Shared()
-		al, err := p.alloc.Allocate(ctr.GetId(), d.CPUs)
+		allocate := p.alloc.Allocate
+		if len(p.shared) == 0 {
+			// Nobody runs in the shared pool: it may empty (a one-core node
+			// without reserved CPUs running one pinned container). A shared
+			// container arriving then is refused below.
+			allocate = p.alloc.AllocateMayEmptyShared
+		}
+		al, err := allocate(ctr.GetId(), d.CPUs)
 		switch {
 		case err == nil:
 			adj.SetLinuxCPUSetCPUs(al.CPUs.String())
@@ -119,8 +126,14 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 	} else {
 		log.WithField("why", d.Reason).Debug("shared pool")
 	}
+	shared := p.alloc.Shared()
+	if shared.IsEmpty() {
+		p.stats.AllocationFailed("shared-pool-empty")
+		return nil, fmt.Errorf("%s: no CPU is left for containers without exclusive CPUs: every online CPU (%s) is held exclusively (%s); "+
+			"set reservedSystemCPUs to keep CPUs for them", name(pod, ctr), p.topo.Online, d.Reason)
+	}
 	p.shared[ctr.GetId()] = true
-	adj.SetLinuxCPUSetCPUs(p.alloc.Shared().String())
+	adj.SetLinuxCPUSetCPUs(shared.String())
 	return nil, nil
 }
 
