@@ -46,7 +46,7 @@ e2e: deps-e2e ## end-to-end tests against a real containerd (root)
 
 # Under check nothing may skip: missing fixtures or a missing runtime fail.
 check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests
-	COREGUARD_REQUIRE_FIXTURES=1 $(MAKE) test
+	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 $(MAKE) test
 	COREGUARD_E2E_REQUIRED=1 $(MAKE) e2e
 
 demo: build ## the main job (root): private containerd + NRI + coreguard, a few pods, what each got

@@ -39,6 +39,12 @@ type Config struct {
 	// ExemptNamespaces are namespaces whose pods never get exclusive CPUs
 	// and run in the shared pool. Default: none, as kubelet.
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+	// CFSQuota: auto (default) clears CFS quotas, container and pod level,
+	// when the running kernel is known to have the CFS throttling bug; clear
+	// always does; keep never does. Containers pinned to exclusive cores run
+	// without quota in every mode (it can only throttle them), as kubelet's
+	// static policy does.
+	CFSQuota string `json:"cfsQuota,omitempty"`
 	// Admission configures the refusal of privileged and host-namespace
 	// containers; see Admission.
 	Admission Admission `json:"admission,omitempty"`
@@ -152,6 +158,13 @@ func (c *Config) complete() error {
 	case ExhaustionReject, ExhaustionShared:
 	default:
 		bad("onExhaustion", c.OnExhaustion, "is not one of reject, shared")
+	}
+	switch c.CFSQuota {
+	case "":
+		c.CFSQuota = "auto"
+	case "auto", "clear", "keep":
+	default:
+		bad("cfsQuota", c.CFSQuota, "is not one of auto, clear, keep")
 	}
 	for i, ns := range c.ExemptNamespaces {
 		if !namespaceName.MatchString(ns) {

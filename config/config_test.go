@@ -125,3 +125,15 @@ func TestAdmissionConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestCFSQuota(t *testing.T) {
+	for in, want := range map[string]string{"": "auto", "cfsQuota: clear": "clear", "cfsQuota: keep": "keep"} {
+		c, err := Parse([]byte(in))
+		if err != nil || c.CFSQuota != want {
+			t.Errorf("Parse(%q) = %v, %v; want cfsQuota %s", in, c, err, want)
+		}
+	}
+	if _, err := Parse([]byte("cfsQuota: never")); err == nil || !strings.Contains(err.Error(), `cfsQuota: "never" is not one of auto, clear, keep`) {
+		t.Errorf("bad cfsQuota: %v", err)
+	}
+}

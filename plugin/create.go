@@ -8,24 +8,26 @@ import (
 	"github.com/containerd/nri/pkg/api"
 )
 
-// CreateContainer first applies admission (privileged and host-namespace
-// containers outside allowed namespaces are refused), then gives the
-// container its CPUs: exclusive whole cores or the shared pool; when the
-// pool shrinks, every shared container is moved in the same response. An
-// error fails the creation; its text reaches kubectl describe, so it
-// starts with "coreguard:" and names the container.
+// CreateContainer runs the duties in order: admission (privileged and
+// host-namespace containers outside allowed namespaces are refused), then
+// pinning (exclusive whole cores or the shared pool; when the pool shrinks,
+// every shared container is moved in the same response), then quota (CFS
+// quota lifted where it only harms). An error fails the creation; its text
+// reaches kubectl describe, so it starts with "coreguard:" and names the
+// container.
 func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	defer p.metrics.observe("CreateContainer", time.Now())
-	adm, pin := p.duties()
-	if err := adm.Check(pod, ctr); err != nil {
+	d := p.duties()
+	if err := d.admission.Check(pod, ctr); err != nil {
 		p.log.WithError(err).Warn("refusing container")
 		return nil, nil, fmt.Errorf("coreguard: %w", err)
 	}
 	adj := &api.ContainerAdjustment{}
-	updates, err := pin.Create(pod, ctr, adj)
+	updates, err := d.pinning.Create(pod, ctr, adj)
 	if err != nil {
 		p.log.WithError(err).Warn("refusing container")
 		return nil, nil, fmt.Errorf("coreguard: %w", err)
 	}
+	d.quota.Create(pod, ctr, d.pinning.Pinned(ctr.GetId()), adj)
 	return adj, updates, nil
 }

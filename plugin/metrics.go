@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreguard/coreguard/plugin/admission"
 	"github.com/coreguard/coreguard/plugin/pinning"
+	"github.com/coreguard/coreguard/plugin/quota"
 )
 
 // Metrics are coreguard's Prometheus metrics. A nil *Metrics is valid and
@@ -24,8 +25,11 @@ type Metrics struct {
 	rejected  *prometheus.CounterVec
 	audited   *prometheus.CounterVec
 
+	quotaErrors prometheus.Counter
+
 	mu     sync.Mutex
 	pinner *pinning.Pinner
+	quota  *quota.Duty
 }
 
 // NewMetrics registers coreguard's metrics on a private registry.
@@ -56,7 +60,12 @@ func NewMetrics() *Metrics {
 			Help: "Containers admission would refuse in enforce mode, seen in audit mode, by reason and namespace.",
 		}, []string{"reason", "namespace"}),
 	}
-	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, poolCollector{m},
+	m.quotaErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coreguard_pod_quota_errors_total",
+		Help: "Pod cgroups whose CFS quota coreguard could not clear.",
+	})
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors,
+		poolCollector{m}, throttleCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,13 +93,55 @@ func (m *Metrics) observe(event string, start time.Time) {
 	m.latency.WithLabelValues(event).Observe(time.Since(start).Seconds())
 }
 
-func (m *Metrics) watch(p *pinning.Pinner) {
+func (m *Metrics) watch(p *pinning.Pinner, q *quota.Duty) {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
-	m.pinner = p
+	m.pinner, m.quota = p, q
 	m.mu.Unlock()
+}
+
+func (m *Metrics) quotaStats() quota.Stats {
+	if m == nil {
+		return nil
+	}
+	return quotaStats{m}
+}
+
+type quotaStats struct{ m *Metrics }
+
+func (s quotaStats) PodQuotaError() { s.m.quotaErrors.Inc() }
+
+// throttleCollector exports each container's CFS counters under cAdvisor's
+// names, so dashboards built for cAdvisor read them; read at scrape time.
+type throttleCollector struct{ m *Metrics }
+
+var (
+	throttleLabels  = []string{"namespace", "pod", "container"}
+	periodsDesc     = prometheus.NewDesc("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", throttleLabels, nil)
+	throttledDesc   = prometheus.NewDesc("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", throttleLabels, nil)
+	throttledSecond = prometheus.NewDesc("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", throttleLabels, nil)
+)
+
+func (c throttleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- periodsDesc
+	ch <- throttledDesc
+	ch <- throttledSecond
+}
+
+func (c throttleCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	q := c.m.quota
+	c.m.mu.Unlock()
+	if q == nil {
+		return
+	}
+	for _, t := range q.Throttling() {
+		ch <- prometheus.MustNewConstMetric(periodsDesc, prometheus.CounterValue, float64(t.Periods), t.Namespace, t.Pod, t.Container)
+		ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, float64(t.Throttled), t.Namespace, t.Pod, t.Container)
+		ch <- prometheus.MustNewConstMetric(throttledSecond, prometheus.CounterValue, t.ThrottledTime.Seconds(), t.Namespace, t.Pod, t.Container)
+	}
 }
 
 func (m *Metrics) pinningStats() pinning.Stats {

@@ -18,6 +18,7 @@ import (
 	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/plugin/admission"
 	"github.com/coreguard/coreguard/plugin/pinning"
+	"github.com/coreguard/coreguard/plugin/quota"
 	"github.com/coreguard/coreguard/topology"
 )
 
@@ -46,6 +47,12 @@ type Options struct {
 	// HostNamespaces recognises the host's namespaces by path (CRI-O names
 	// them instead of leaving them out). Default: read from /proc.
 	HostNamespaces admission.HostNamespaces
+	// Cgroups is the cgroup tree pod quotas are written to and throttling
+	// read from; nil leaves pod-level quota and throttling stats off.
+	Cgroups quota.Cgroups
+	// KernelBuggy says the running kernel has the CFS throttling bug
+	// (cfsQuota: auto then clears quotas).
+	KernelBuggy bool
 }
 
 // Plugin is the NRI plugin. Its exported methods are the NRI handlers.
@@ -58,6 +65,7 @@ type Plugin struct {
 	cfg       *config.Config
 	admission *admission.Checker
 	pinner    *pinning.Pinner
+	quota     *quota.Duty
 	stub      stub.Stub
 	fatal     error // a configuration error: retrying cannot help
 }
@@ -96,24 +104,26 @@ func (p *Plugin) apply(cfg *config.Config) error {
 		return fmt.Errorf("config does not fit this machine: %w", err)
 	}
 	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admissionStats())
+	q := quota.New(quota.Mode(cfg.CFSQuota), p.opts.KernelBuggy, p.opts.Cgroups, p.log, p.metrics.quotaStats())
 	p.mu.Lock()
-	p.cfg, p.pinner, p.admission = cfg, pin, adm
+	p.cfg, p.pinner, p.admission, p.quota = cfg, pin, adm, q
 	p.mu.Unlock()
-	p.metrics.watch(pin)
+	p.metrics.watch(pin, q)
 	return nil
 }
 
-// duties returns the duty state in force (the configuration can change
-// when the runtime passes one).
-func (p *Plugin) duties() (*admission.Checker, *pinning.Pinner) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.admission, p.pinner
+// duties are the duty states in force (the configuration can change when
+// the runtime passes one, replacing them all).
+type duties struct {
+	admission *admission.Checker
+	pinning   *pinning.Pinner
+	quota     *quota.Duty
 }
 
-func (p *Plugin) pinning() *pinning.Pinner {
-	_, pin := p.duties()
-	return pin
+func (p *Plugin) duties() duties {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return duties{p.admission, p.pinner, p.quota}
 }
 
 // preinstalled reports whether the runtime started this process as a
@@ -163,11 +173,9 @@ func (p *Plugin) Run(ctx context.Context) error {
 		backoff.reset()
 		p.setStub(st)
 		p.log.WithField("socket", p.opts.Socket).Info("registered with the runtime")
-		select {
-		case <-ctx.Done():
+		if !p.serve(ctx, closed) {
 			st.Stop()
 			return nil
-		case <-closed:
 		}
 		p.setStub(nil)
 		if preinstalled() {
@@ -175,6 +183,27 @@ func (p *Plugin) Run(ctx context.Context) error {
 			return nil
 		}
 		p.log.Warn("runtime connection lost; reconnecting")
+	}
+}
+
+// reassertEvery is how often pod quotas that should be off are checked:
+// kubelet rewrites pod cgroups on its own schedule (pod resync, resize).
+const reassertEvery = 10 * time.Second
+
+// serve waits for the connection to close (true) or ctx to end (false),
+// clearing pod quotas kubelet brought back in the meantime.
+func (p *Plugin) serve(ctx context.Context, closed <-chan struct{}) bool {
+	tick := time.NewTicker(reassertEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-closed:
+			return true
+		case <-tick.C:
+			p.duties().quota.Reassert()
+		}
 	}
 }
 

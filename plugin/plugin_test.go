@@ -30,11 +30,17 @@ type harness struct {
 	rt      *nritest.Runtime
 	topo    *topology.Topology
 	cfg     *config.Config
+	extra   plugin.Options // Cgroups and KernelBuggy for the quota tests
 	metrics *plugin.Metrics
 	stop    func()
 }
 
 func newHarness(t *testing.T, shape, cfgYAML string) *harness {
+	t.Helper()
+	return newHarnessWith(t, shape, cfgYAML, plugin.Options{})
+}
+
+func newHarnessWith(t *testing.T, shape, cfgYAML string, extra plugin.Options) *harness {
 	t.Helper()
 	topo, err := sysfsgen.BuildShape(shape)
 	if err != nil {
@@ -44,7 +50,7 @@ func newHarness(t *testing.T, shape, cfgYAML string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, rt: nritest.Start(t), topo: topo, cfg: cfg}
+	h := &harness{t: t, rt: nritest.Start(t), topo: topo, cfg: cfg, extra: extra}
 	h.startPlugin()
 	t.Cleanup(func() { h.stop() })
 	return h
@@ -57,7 +63,8 @@ func (h *harness) startPlugin() {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	h.metrics = plugin.NewMetrics()
-	p, err := plugin.New(plugin.Options{Socket: h.rt.Socket, Config: h.cfg, Topology: h.topo, Log: log, Metrics: h.metrics})
+	p, err := plugin.New(plugin.Options{Socket: h.rt.Socket, Config: h.cfg, Topology: h.topo, Log: log, Metrics: h.metrics,
+		Cgroups: h.extra.Cgroups, KernelBuggy: h.extra.KernelBuggy})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 // is sent right after.
 func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
 	defer p.metrics.observe("RemoveContainer", time.Now())
-	p.updateLater(p.pinning().Stop(ctr))
+	d := p.duties()
+	d.quota.Forget(ctr)
+	p.updateLater(d.pinning.Stop(ctr))
 	return nil
 }

@@ -11,5 +11,7 @@ import (
 // pool grows back in the same response.
 func (p *Plugin) StopContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
 	defer p.metrics.observe("StopContainer", time.Now())
-	return p.pinning().Stop(ctr), nil
+	d := p.duties()
+	d.quota.Forget(ctr)
+	return d.pinning.Stop(ctr), nil
 }

@@ -36,6 +36,8 @@ func commands() []command {
 		runCommand(),
 		topologyCommand(),
 		planCommand(),
+		kernelCommand(),
+		throttleCommand(),
 		versionCommand(),
 	}
 }

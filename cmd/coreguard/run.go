@@ -11,6 +11,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/coreguard/coreguard/cgroups"
 	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/plugin"
 	"github.com/coreguard/coreguard/topology"
@@ -32,6 +33,7 @@ func runCommand() command {
 			level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 			format := fs.String("log-format", "text", "log format: text or json")
 			metricsAddr := fs.String("metrics-address", "", "serve Prometheus metrics on this host:port (overrides the config's metricsAddress; default off)")
+			cgroupRoot := fs.String("cgroup-root", cgroups.DefaultRoot, "cgroup file system root, where pod CFS quotas are cleared and throttling is read")
 			return func(args []string, _ io.Writer) error {
 				if len(args) > 0 {
 					return usageError{fmt.Sprintf("unexpected arguments %q", args)}
@@ -63,8 +65,14 @@ func runCommand() command {
 					}
 					log.WithField("address", l.Addr().String()).Info("serving metrics on /metrics")
 				}
-				p, err := plugin.New(plugin.Options{Name: *name, Index: *index, Socket: *socket,
-					Config: cfg, Topology: topo, Log: log, Metrics: metrics})
+				opts := plugin.Options{Name: *name, Index: *index, Socket: *socket,
+					Config: cfg, Topology: topo, Log: log, Metrics: metrics}
+				if h, err := cgroups.Open(*cgroupRoot); err != nil {
+					log.WithError(err).Warn("no cgroup tree: pod-level CFS quota clearing and throttling stats are off")
+				} else {
+					opts.Cgroups = h
+				}
+				p, err := plugin.New(opts)
 				if err != nil {
 					return err
 				}

@@ -81,6 +81,14 @@ func (p *Pinner) Snapshot() Snapshot {
 	}
 }
 
+// Pinned reports whether a container holds exclusive CPUs.
+func (p *Pinner) Pinned(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.alloc.Get(id)
+	return ok
+}
+
 // Topology returns the machine the pinner hands out.
 func (p *Pinner) Topology() *topology.Topology { return p.topo }
 

@@ -1,0 +1,32 @@
+package plugin
+
+import (
+	"context"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+)
+
+// UpdatePodSandbox comes with kubelet's pod-level resize, when kubelet
+// also rewrites the pod's cgroup: a pod that runs without CFS quota gets it
+// lifted again. PostUpdatePodSandbox does the same once the runtime applied
+// the update, so whichever write comes last, the quota stays off.
+func (p *Plugin) UpdatePodSandbox(_ context.Context, pod *api.PodSandbox, _, _ *api.LinuxResources) error {
+	defer p.metrics.observe("UpdatePodSandbox", time.Now())
+	p.duties().quota.PodUpdated(pod)
+	return nil
+}
+
+// PostUpdatePodSandbox: see UpdatePodSandbox.
+func (p *Plugin) PostUpdatePodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	defer p.metrics.observe("PostUpdatePodSandbox", time.Now())
+	p.duties().quota.PodUpdated(pod)
+	return nil
+}
+
+// RemovePodSandbox forgets a removed pod.
+func (p *Plugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	defer p.metrics.observe("RemovePodSandbox", time.Now())
+	p.duties().quota.ForgetPod(pod)
+	return nil
+}
