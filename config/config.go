@@ -18,6 +18,7 @@ import (
 
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/cpuset/alloc"
+	"github.com/coreguard/coreguard/kernel"
 )
 
 // Config is the whole configuration.
@@ -45,6 +46,12 @@ type Config struct {
 	// without quota in every mode (it can only throttle them), as kubelet's
 	// static policy does.
 	CFSQuota string `json:"cfsQuota,omitempty"`
+	// Kernel adjusts the table of kernels known to have the CFS throttling
+	// bug (`coreguard kernel --rules` prints it): add and remove rules, and
+	// say what an unknown kernel counts as (default not-buggy, with a
+	// warning: clearing quotas on a kernel that limits correctly would take
+	// away limits admins set on purpose).
+	Kernel kernel.Policy `json:"kernel,omitempty"`
 	// Admission configures the refusal of privileged and host-namespace
 	// containers; see Admission.
 	Admission Admission `json:"admission,omitempty"`
@@ -165,6 +172,9 @@ func (c *Config) complete() error {
 	case "auto", "clear", "keep":
 	default:
 		bad("cfsQuota", c.CFSQuota, "is not one of auto, clear, keep")
+	}
+	if err := c.Kernel.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("kernel: %w", err))
 	}
 	for i, ns := range c.ExemptNamespaces {
 		if !namespaceName.MatchString(ns) {

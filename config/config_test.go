@@ -137,3 +137,16 @@ func TestCFSQuota(t *testing.T) {
 		t.Errorf("bad cfsQuota: %v", err)
 	}
 }
+
+func TestKernelPolicy(t *testing.T) {
+	c, err := Parse([]byte("kernel:\n  unknown: buggy\n  add:\n    - {name: mine, distro: el8, branch: \"4.18\", verdict: buggy, fixedIn: 4.18.0-147.el8, source: advisory}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Kernel.Decide("4.18.0-80.el8.x86_64"); !v.Buggy || v.Rule == nil || v.Rule.Name != "mine" {
+		t.Errorf("verdict %+v", v)
+	}
+	if _, err := Parse([]byte("kernel:\n  remove: [no-such-rule]\n")); err == nil || !strings.Contains(err.Error(), "kernel:") {
+		t.Errorf("bad kernel policy: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/kernel"
 )
 
@@ -18,18 +19,30 @@ func kernelCommand() command {
 			"throttling bug (512ac999d275, mainline 4.18, fixed by de53fd7aedb1 in 5.4, CVE-2019-19922), and\n" +
 			"the table rule that decided. A release no rule can decide, or that does not parse, is unknown;\n" +
 			"--unknown says what that means (default: not buggy, with a warning).\n" +
-			"--rules prints the table with every rule's source.\n" +
+			"--rules prints the table with every rule's source. --config applies the config file's kernel:\n" +
+			"section (rules added and removed), as coreguard run does.\n" +
 			"Exit status: 0 for any verdict (buggy, not buggy or unknown: it is information), 1 when the\n" +
 			"running kernel's release cannot be read, 2 for bad usage.",
 		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
 			asJSON := fs.Bool("json", false, `print {"release","parsed":{...},"verdict":"buggy|not-buggy|unknown","buggy","known","rule":{...},"reason"}`)
-			unknown := fs.String("unknown", kernel.UnknownNotBuggy, "what an unknown kernel means: not-buggy (with a warning) or buggy")
+			unknown := fs.String("unknown", "", "what an unknown kernel means: not-buggy (with a warning) or buggy (default: the config's kernel.unknown, else not-buggy)")
+			cfgPath := fs.String("config", "", "coreguard's YAML configuration, whose kernel: section adds and removes rules")
 			listRules := fs.Bool("rules", false, "print the rule table (in the order it is consulted) instead of a verdict")
 			return func(args []string, stdout io.Writer) error {
 				if len(args) > 1 {
 					return usageError{fmt.Sprintf("one release at most, got %d: %q", len(args), args)}
 				}
-				policy := kernel.Policy{Unknown: *unknown}
+				var policy kernel.Policy
+				if *cfgPath != "" {
+					cfg, err := config.Load(*cfgPath)
+					if err != nil {
+						return err
+					}
+					policy = cfg.Kernel
+				}
+				if *unknown != "" {
+					policy.Unknown = *unknown
+				}
 				if err := policy.Validate(); err != nil {
 					return usageError{fmt.Sprintf("--unknown: %q is not one of %s, %s", *unknown, kernel.UnknownNotBuggy, kernel.UnknownBuggy)}
 				}

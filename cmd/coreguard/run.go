@@ -13,6 +13,7 @@ import (
 
 	"github.com/coreguard/coreguard/cgroups"
 	"github.com/coreguard/coreguard/config"
+	"github.com/coreguard/coreguard/kernel"
 	"github.com/coreguard/coreguard/plugin"
 	"github.com/coreguard/coreguard/topology"
 )
@@ -67,6 +68,7 @@ func runCommand() command {
 				}
 				opts := plugin.Options{Name: *name, Index: *index, Socket: *socket,
 					Config: cfg, Topology: topo, Log: log, Metrics: metrics}
+				opts.KernelBuggy = kernelVerdict(cfg, log)
 				if h, err := cgroups.Open(*cgroupRoot); err != nil {
 					log.WithError(err).Warn("no cgroup tree: pod-level CFS quota clearing and throttling stats are off")
 				} else {
@@ -82,6 +84,27 @@ func runCommand() command {
 			}
 		},
 	}
+}
+
+// kernelVerdict decides whether the running kernel has the CFS throttling
+// bug (cfsQuota: auto clears quotas then) and says so in the log.
+func kernelVerdict(cfg *config.Config, log *logrus.Logger) bool {
+	release, err := kernel.Running()
+	if err != nil {
+		log.WithError(err).Warn("cannot read the running kernel's release: taking it as not having the CFS throttling bug")
+		return false
+	}
+	v := cfg.Kernel.Decide(release)
+	entry := log.WithFields(logrus.Fields{"kernel": release, "verdict": v.String(), "reason": v.Reason})
+	if v.Rule != nil {
+		entry = entry.WithField("rule", v.Rule.Name)
+	}
+	if v.Known {
+		entry.Info("CFS throttling bug verdict")
+	} else {
+		entry.Warn("CFS throttling bug verdict unknown for this kernel (config kernel.unknown decides)")
+	}
+	return v.Buggy
 }
 
 func newLogger(level, format string) (*logrus.Logger, error) {
