@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/syslog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
 
 	"github.com/coreguard/coreguard/cgroups"
 	"github.com/coreguard/coreguard/config"
@@ -24,7 +26,8 @@ func runCommand() command {
 		name:  "run",
 		summary: "Run the NRI plugin. External: dials the runtime's NRI socket and reconnects when the runtime\n" +
 			"restarts. Pre-installed (started by the runtime from its plugin dir as NN-coreguard): takes the\n" +
-			"socket from NRI_PLUGIN_SOCKET and its configuration from the runtime, and exits with the connection.",
+			"socket from NRI_PLUGIN_SOCKET and its configuration from the runtime, logs to the system journal\n" +
+			"(tag coreguard: journalctl -t coreguard), and exits with the connection.",
 		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
 			root := sysfsFlag(fs)
 			socket := fs.String("socket", plugin.DefaultSocket, "the runtime's NRI socket (external mode)")
@@ -42,6 +45,13 @@ func runCommand() command {
 				log, err := newLogger(*level, *format)
 				if err != nil {
 					return usageError{err.Error()}
+				}
+				if os.Getenv("NRI_PLUGIN_SOCKET") != "" {
+					// The runtime starts pre-installed plugins with no stdout
+					// or stderr: log to the system journal instead.
+					if hook, err := lsyslog.NewSyslogHook("", "", syslog.LOG_DAEMON|syslog.LOG_INFO, "coreguard"); err == nil {
+						log.AddHook(hook)
+					}
 				}
 				cfg := config.Default()
 				if *cfgPath != "" {
