@@ -142,37 +142,10 @@ func (c *Config) complete() error {
 	if c.reserved, err = cpuset.Parse(c.ReservedSystemCPUs); err != nil {
 		bad("reservedSystemCPUs", c.ReservedSystemCPUs, "is not a CPU list like \"0,40\" or \"0-1\"")
 	}
-	if c.OddCPUs == "" {
-		c.OddCPUs = alloc.RoundUp
-	}
-	switch c.OddCPUs {
-	case alloc.RoundUp, alloc.Isolate, alloc.Reject:
-	default:
-		bad("oddCPUs", c.OddCPUs, "is not one of round-up, isolate, reject")
-	}
-	if c.IsolatedCPUs == "" {
-		c.IsolatedCPUs = alloc.IsolatedExclusiveOnly
-	}
-	switch c.IsolatedCPUs {
-	case alloc.IsolatedExclusiveOnly, alloc.IsolatedExclude, alloc.IsolatedIgnore:
-	default:
-		bad("isolatedCPUs", c.IsolatedCPUs, "is not one of exclusive-only, exclude, ignore")
-	}
-	if c.OnExhaustion == "" {
-		c.OnExhaustion = ExhaustionReject
-	}
-	switch c.OnExhaustion {
-	case ExhaustionReject, ExhaustionShared:
-	default:
-		bad("onExhaustion", c.OnExhaustion, "is not one of reject, shared")
-	}
-	switch c.CFSQuota {
-	case "":
-		c.CFSQuota = "auto"
-	case "auto", "clear", "keep":
-	default:
-		bad("cfsQuota", c.CFSQuota, "is not one of auto, clear, keep")
-	}
+	c.OddCPUs = alloc.OddCPUs(oneOf(bad, "oddCPUs", string(c.OddCPUs), "round-up", "isolate", "reject"))
+	c.IsolatedCPUs = alloc.IsolatedCPUs(oneOf(bad, "isolatedCPUs", string(c.IsolatedCPUs), "exclusive-only", "exclude", "ignore"))
+	c.OnExhaustion = Exhaustion(oneOf(bad, "onExhaustion", string(c.OnExhaustion), "reject", "shared"))
+	c.CFSQuota = oneOf(bad, "cfsQuota", c.CFSQuota, "auto", "clear", "keep")
 	if err := c.Kernel.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("kernel: %w", err))
 	}
@@ -189,6 +162,21 @@ func (c *Config) complete() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// oneOf checks an enumerated field: empty means the first (default) value;
+// anything not listed is reported through bad.
+func oneOf(bad func(field string, value any, why string), field, value string, allowed ...string) string {
+	if value == "" {
+		return allowed[0]
+	}
+	for _, a := range allowed {
+		if value == a {
+			return value
+		}
+	}
+	bad(field, value, "is not one of "+strings.Join(allowed, ", "))
+	return value
 }
 
 // namespaceName is an RFC 1123 label, what Kubernetes allows for namespaces.

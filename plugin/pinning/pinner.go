@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/containerd/nri/pkg/api"
@@ -229,7 +230,7 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	live := slices.DeleteFunc(slices.Clone(ctrs), func(c *api.Container) bool {
 		return c.GetState() == api.ContainerState_CONTAINER_STOPPED
 	})
-	slices.SortFunc(live, func(a, b *api.Container) int { return compareStrings(a.GetId(), b.GetId()) })
+	slices.SortFunc(live, func(a, b *api.Container) int { return strings.Compare(a.GetId(), b.GetId()) })
 
 	want := map[string]int{}
 	var toPin []*api.Container
@@ -346,14 +347,4 @@ func reason(err error) string {
 		return "odd-request"
 	}
 	return "other"
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
