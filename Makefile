@@ -41,8 +41,11 @@ bench: ## allocator benchmarks against the first-fit baseline
 deps-e2e: ## install what end-to-end tests need (runc from Debian, containerd from the Go module proxy)
 	bash hack/install-e2e-deps.sh
 
+# The node tests (a whole Kubernetes node) run under e2e-node.
+E2E_PKGS = $$($(GO) list ./test/... | grep -v /test/node)
+
 e2e: deps-e2e ## end-to-end tests against a real containerd (root)
-	$(GO) test -race -count=1 -v ./test/...
+	$(GO) test -race -count=1 -v $(E2E_PKGS)
 
 # Under check nothing may skip: missing fixtures or a missing runtime fail.
 check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests
@@ -56,3 +59,41 @@ demo: build ## the main job (root): private containerd + NRI + coreguard, a few 
 
 clean: ## remove build output
 	rm -rf $(BIN)
+
+# --- deployment (deploy/, docs/install.md) -----------------------------------
+# The image the manifests name (deploy/kubernetes/base/daemonset.yaml holds
+# IMAGE:TAG; deploy_test.go checks they agree). Bump TAG there and here.
+IMAGE ?= ghcr.io/coreguard/coreguard
+TAG ?= v0.1.0
+IMAGE_TAR ?= _output/coreguard-image.tar
+# Pre-installed plugin: where containerd and CRI-O look by default.
+NRI_PLUGIN_DIR ?= /opt/nri/plugins
+NRI_CONF_DIR ?= /etc/nri/conf.d
+NRI_INDEX ?= 10
+BINDIR ?= /usr/local/bin
+
+.PHONY: image-tar install uninstall kind-test
+
+image-tar: build ## OCI image tarball of bin/coreguard, no Docker ($(IMAGE_TAR), $(IMAGE):$(TAG))
+	$(GO) run ./deploy/imagetar --binary $(BIN)/coreguard --image $(IMAGE) --tag $(TAG) \
+	  --version $(VERSION) --arch $$($(GO) env GOARCH) -o $(IMAGE_TAR)
+
+install: build ## pre-install coreguard into the runtime's NRI plugin dir (root; restart the runtime after)
+	install -D -m 0755 $(BIN)/coreguard $(DESTDIR)$(NRI_PLUGIN_DIR)/$(NRI_INDEX)-coreguard
+	@conf=$(DESTDIR)$(NRI_CONF_DIR)/$(NRI_INDEX)-coreguard.conf; \
+	  if [ -e "$$conf" ]; then echo "keeping existing $$conf (new default: deploy/nri/10-coreguard.conf)"; \
+	  else install -D -m 0644 deploy/nri/10-coreguard.conf "$$conf" && echo "installed $$conf"; fi
+	install -d $(DESTDIR)$(BINDIR)
+	ln -sf $(NRI_PLUGIN_DIR)/$(NRI_INDEX)-coreguard $(DESTDIR)$(BINDIR)/coreguard
+	@echo "installed $(DESTDIR)$(NRI_PLUGIN_DIR)/$(NRI_INDEX)-coreguard; now restart the runtime" \
+	  "(systemctl restart containerd, or crio) so it starts the plugin; logs: journalctl -t coreguard"
+
+uninstall: ## remove the pre-installed plugin (its config stays unless PURGE=1; restart the runtime after)
+	rm -f $(DESTDIR)$(NRI_PLUGIN_DIR)/$(NRI_INDEX)-coreguard
+	@if [ -L $(DESTDIR)$(BINDIR)/coreguard ]; then rm -f $(DESTDIR)$(BINDIR)/coreguard; fi
+	@if [ "$(PURGE)" = 1 ]; then rm -f $(DESTDIR)$(NRI_CONF_DIR)/$(NRI_INDEX)-coreguard.conf; \
+	  else echo "kept $(DESTDIR)$(NRI_CONF_DIR)/$(NRI_INDEX)-coreguard.conf (PURGE=1 removes it)"; fi
+	@echo "restart the runtime to stop the running plugin (a pre-installed plugin exits with its connection)"
+
+kind-test: image-tar ## kind cluster with NRI, coreguard deployed, checked from real pods (needs docker + kind)
+	IMAGE=$(IMAGE) TAG=$(TAG) IMAGE_TAR=$(IMAGE_TAR) bash test/kind/run.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the coreguard e2e tests need: runc (Debian) and containerd built
-# from source with Go into a cache dir. Idempotent; run as root.
+# Installs what the coreguard e2e tests need: runc and the CNI plugins (Debian)
+# and containerd built from source with Go into a cache dir. Idempotent; run as
+# root.
 # The containerd version lives here and only here. The Go harness finds the
 # binaries through COREGUARD_CONTAINERD_BIN, by default $CACHE/containerd/bin,
 # a symlink this script points at the version it built.
@@ -13,7 +14,7 @@ BIN="${CACHE}/containerd-${CONTAINERD_VERSION}/bin"
 log() { echo "install-e2e-deps: $*"; }
 die() { echo "install-e2e-deps: ERROR: $*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (installs runc with apt-get)"
+[ "$(id -u)" -eq 0 ] || die "must run as root (installs runc and the CNI plugins with apt-get)"
 command -v go >/dev/null || die "go not found in PATH"
 
 if command -v runc >/dev/null; then
@@ -24,6 +25,25 @@ else
 	DEBIAN_FRONTEND=noninteractive apt-get install -y runc || die "apt-get install runc failed"
 	command -v runc >/dev/null || die "runc still missing after apt-get install"
 	log "installed $(runc --version | head -1)"
+fi
+
+# Pods get their own network namespace through CNI (the harness writes a
+# loopback-only conflist, loopback + static, into its private conf dir and runs
+# the plugins from here; see test/e2e/README.md, "Traps handled").
+CNI_BIN="/usr/lib/cni"
+if [ -x "${CNI_BIN}/loopback" ] && [ -x "${CNI_BIN}/static" ]; then
+	log "CNI plugins present in ${CNI_BIN}"
+else
+	log "CNI plugins missing: installing containernetworking-plugins with apt-get"
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends containernetworking-plugins; then
+		apt-get update || die "apt-get update failed"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends containernetworking-plugins ||
+			die "apt-get install containernetworking-plugins failed"
+	fi
+	for p in loopback static; do
+		[ -x "${CNI_BIN}/${p}" ] || die "${CNI_BIN}/${p} missing after installing containernetworking-plugins"
+	done
+	log "installed containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins)"
 fi
 
 have_all=1

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/coreguard/coreguard/test/e2e/harness"
 )
 
@@ -125,6 +127,54 @@ func TestSmoke(t *testing.T) {
 		}
 		if pod.QoS != harness.BestEffort || !strings.HasPrefix(pod.CgroupParent, rt.CgroupRoot+"/besteffort/pod") {
 			t.Errorf("QoS %s, cgroup parent %s", pod.QoS, pod.CgroupParent)
+		}
+	})
+
+	// CNI (loopback) gives an ordinary pod a network namespace of its own;
+	// a host-network pod shares the node's.
+	t.Run("NetworkNamespace", func(t *testing.T) {
+		st, err := rt.CRI.Status(ctx, &runtimeapi.StatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.GetStatus().GetConditions() {
+			if c.Type == runtimeapi.NetworkReady && !c.Status {
+				t.Errorf("NetworkReady false: %s %s", c.Reason, c.Message)
+			}
+		}
+		host, err := harness.HostNetNS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, hostNetwork := range []bool{false, true} {
+			pod, err := rt.RunPod(ctx, harness.PodOptions{HostNetwork: hostNetwork})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := pod.RunContainer(ctx, harness.ContainerOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs, err := c.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns, err := harness.NetNS(cs.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps, err := pod.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ip := ps.GetStatus().GetNetwork().GetIp()
+			t.Logf("hostNetwork=%v: container netns %s (host %s), pod IP %q", hostNetwork, ns, host, ip)
+			if hostNetwork != (ns == host) {
+				t.Errorf("hostNetwork=%v but container netns %s, host's %s", hostNetwork, ns, host)
+			}
+			if want := map[bool]string{false: "127.0.0.1", true: ""}[hostNetwork]; ip != want {
+				t.Errorf("hostNetwork=%v: pod IP %q, want %q", hostNetwork, ip, want)
+			}
 		}
 	})
 

@@ -24,7 +24,6 @@ type paths struct {
 	ShimSockets      string
 	RuncRoot         string
 	Opt              string
-	CNIBin           string
 	CNIConf          string
 	PodLogs          string
 }
@@ -37,7 +36,7 @@ func newPaths(dir string) paths {
 		Address: j("c.sock"), NRISocket: j("nri.sock"),
 		PluginPath: j("nri/plugins"), PluginConfigPath: j("nri/conf.d"),
 		ShimSockets: j("s"), RuncRoot: j("runc"), Opt: j("opt"),
-		CNIBin: j("cni/bin"), CNIConf: j("cni/conf"), PodLogs: j("pods"),
+		CNIConf: j("cni/conf"), PodLogs: j("pods"),
 	}
 }
 
@@ -54,7 +53,8 @@ func qlist(ss []string) string {
 func dur(d time.Duration) string { return q(d.String()) }
 
 // renderConfig writes a version 3 config (containerd 2.4 migrates it).
-// Every path is private; imports is empty so host drop-ins never leak in.
+// Every path is private (CNI plugins come from CNIBinDir, read only);
+// imports is empty so host drop-ins never leak in.
 func renderConfig(p paths, o Options) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
@@ -82,7 +82,9 @@ func renderConfig(p paths, o Options) string {
 	// "can't get final child's PID from pipe: EOF" (oom_score_adj write).
 	w("  restrict_oom_score_adj = true")
 	w("  cdi_spec_dirs = []")
-	w("[plugins.'io.containerd.cri.v1.runtime'.cni]\n  bin_dirs = [%s]\n  conf_dir = %s", q(p.CNIBin), q(p.CNIConf))
+	// Pod network namespaces under the private state dir, not /var/run/netns.
+	w("  netns_mounts_under_state_dir = true")
+	w("[plugins.'io.containerd.cri.v1.runtime'.cni]\n  bin_dirs = [%s]\n  conf_dir = %s", q(o.CNIBinDir), q(p.CNIConf))
 	w("[plugins.'io.containerd.cri.v1.runtime'.containerd]\n  default_runtime_name = \"runc\"")
 	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"")
 	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n  SystemdCgroup = false\n  Root = %s", q(p.RuncRoot))

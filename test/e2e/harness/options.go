@@ -18,6 +18,9 @@ type Options struct {
 	// BinDir holds containerd, containerd-shim-runc-v2 and ctr.
 	// Default: $COREGUARD_CONTAINERD_BIN, else DefaultBinDir().
 	BinDir string
+	// CNIBinDir holds the CNI plugins containerd runs for pods that are not
+	// host-network. Default: $COREGUARD_CNI_BIN, else /usr/lib/cni.
+	CNIBinDir string
 	// CgroupRoot replaces kubelet's "kubepods" top-level cgroup. Default: a
 	// unique name per Start so parallel tests never share cgroups.
 	CgroupRoot string
@@ -89,12 +92,21 @@ func Missing(binDir string) string {
 	if _, err := exec.LookPath("runc"); err != nil {
 		return "runc not in PATH: run `sudo bash " + InstallScript + "`"
 	}
+	for _, b := range cniPlugins {
+		if _, err := os.Stat(filepath.Join(CNIBinDir(), b)); err != nil {
+			return "missing CNI plugin " + filepath.Join(CNIBinDir(), b) + ": run `sudo bash " + InstallScript +
+				"` (Debian's containernetworking-plugins) or set COREGUARD_CNI_BIN"
+		}
+	}
 	return ""
 }
 
 func (o *Options) defaults() {
 	if o.BinDir == "" {
 		o.BinDir = BinDir()
+	}
+	if o.CNIBinDir == "" {
+		o.CNIBinDir = CNIBinDir()
 	}
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 20 * time.Second

@@ -20,7 +20,12 @@ type PodOptions struct {
 	// Containers are the pod spec's container resources; they decide the
 	// QoS class, the cgroup parent, the sandbox's Linux.Resources and the
 	// pod cgroup values. Containers created later should match them.
-	Containers  []Resources
+	Containers []Resources
+	// HostNetwork shares the node's network namespace (NamespaceOption
+	// Network=NODE, no CNI, no hostname), as kubelet does for hostNetwork
+	// pods. Default: the pod's own network namespace, set up by CNI
+	// (loopback only, see cni.go).
+	HostNetwork bool
 	HostPID     bool
 	HostIPC     bool
 	Privileged  bool // any container in the pod is privileged
@@ -54,9 +59,9 @@ func NewUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// PodConfig builds the PodSandboxConfig kubelet would send: host network
-// (no CNI here), kubelet's labels and annotations, the QoS cgroup parent
-// and the summed pod resources.
+// PodConfig builds the PodSandboxConfig kubelet would send: the pod's own
+// network namespace (or the host's with HostNetwork), kubelet's labels and
+// annotations, the QoS cgroup parent and the summed pod resources.
 func (r *Runtime) PodConfig(o PodOptions) (*runtimeapi.PodSandboxConfig, QoS) {
 	if o.Name == "" {
 		o.Name = fmt.Sprintf("pod-%d", podSeq.Add(1))
@@ -80,9 +85,17 @@ func (r *Runtime) PodConfig(o PodOptions) (*runtimeapi.PodSandboxConfig, QoS) {
 	}
 	maps.Copy(ann, o.Annotations)
 	ns := &runtimeapi.NamespaceOption{
-		Network: runtimeapi.NamespaceMode_NODE,
+		Network: runtimeapi.NamespaceMode_POD,
 		Pid:     runtimeapi.NamespaceMode_POD,
 		Ipc:     runtimeapi.NamespaceMode_POD,
+	}
+	// kubelet sets the pod's name as hostname, and none for host-network
+	// pods (runc refuses a hostname without a private UTS namespace, which
+	// containerd does not make for them).
+	hostname := o.Name
+	if o.HostNetwork {
+		ns.Network = runtimeapi.NamespaceMode_NODE
+		hostname = ""
 	}
 	if o.HostPID {
 		ns.Pid = runtimeapi.NamespaceMode_NODE
@@ -100,9 +113,8 @@ func (r *Runtime) PodConfig(o PodOptions) (*runtimeapi.PodSandboxConfig, QoS) {
 		totals.MemLimit += c.MemLimit
 	}
 	return &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{Name: o.Name, Uid: o.UID, Namespace: o.Namespace},
-		// No Hostname: kubelet leaves it empty for host-network pods (runc
-		// refuses to set one without a private UTS namespace).
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: o.Name, Uid: o.UID, Namespace: o.Namespace},
+		Hostname:     hostname,
 		LogDirectory: filepath.Join(r.p.PodLogs, o.Namespace+"_"+o.Name+"_"+o.UID),
 		Labels:       labels,
 		Annotations:  ann,
@@ -162,4 +174,15 @@ func (p *Pod) Status(ctx context.Context) (*runtimeapi.PodSandboxStatusResponse,
 		return nil, fmt.Errorf("PodSandboxStatus %s: %w", p.Config.Metadata.Name, err)
 	}
 	return st, nil
+}
+
+// ListContainers lists the pod's containers, in any state.
+func (p *Pod) ListContainers(ctx context.Context) ([]*runtimeapi.Container, error) {
+	resp, err := p.rt.CRI.ListContainers(ctx, &runtimeapi.ListContainersRequest{
+		Filter: &runtimeapi.ContainerFilter{PodSandboxId: p.ID},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ListContainers %s: %w", p.Config.Metadata.Name, err)
+	}
+	return resp.Containers, nil
 }

@@ -58,18 +58,22 @@ func (r *Runtime) waitReady(done <-chan struct{}) error {
 			return nil
 		}
 		last = err
+		if err == nil {
+			last = fmt.Errorf("not ready: %v", st.GetStatus().GetConditions())
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("CRI not ready after %v (last error: %v)\n%s", r.opts.StartTimeout, last, r.LogTail(30))
 }
 
+// runtimeReady: RuntimeReady and NetworkReady (the CNI config is loaded;
+// without it every pod that is not host-network fails to start).
 func runtimeReady(st *runtimeapi.StatusResponse) bool {
+	ready := map[string]bool{}
 	for _, c := range st.GetStatus().GetConditions() {
-		if c.Type == runtimeapi.RuntimeReady {
-			return c.Status
-		}
+		ready[c.Type] = c.Status
 	}
-	return false
+	return ready[runtimeapi.RuntimeReady] && ready[runtimeapi.NetworkReady]
 }
 
 // version asks the running containerd for its version through CRI.

@@ -150,7 +150,7 @@ func shortTempDir() string {
 
 func (r *Runtime) prepare() error {
 	for _, d := range []string{r.p.Root, r.p.State, r.p.Temp, r.p.PluginPath, r.p.PluginConfigPath,
-		r.p.ShimSockets, r.p.RuncRoot, r.p.Opt, r.p.CNIBin, r.p.CNIConf, r.p.PodLogs} {
+		r.p.ShimSockets, r.p.RuncRoot, r.p.Opt, r.p.CNIConf, r.p.PodLogs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -162,6 +162,9 @@ func (r *Runtime) prepare() error {
 		if err := r.InstallPlugin(pl); err != nil {
 			return err
 		}
+	}
+	if err := writeCNIConfig(r.p.CNIConf); err != nil {
+		return err
 	}
 	if err := os.WriteFile(r.p.Config, []byte(renderConfig(r.p, r.opts)), 0o644); err != nil {
 		return err

@@ -1,0 +1,168 @@
+// Command demo is `make demo`: a private containerd with NRI and
+// coreguard, a few pods made the way kubelet makes them, a table of what
+// each got (read from the cgroup files), a dry-run plan on a bigger
+// simulated machine, and a full clean-up, also on Ctrl-C. Run as root.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/coreguard/coreguard/test/e2e/coreguard"
+	"github.com/coreguard/coreguard/test/e2e/harness"
+	"github.com/coreguard/coreguard/topology"
+)
+
+func main() { os.Exit(demo()) }
+
+func demo() int {
+	bin := flag.String("coreguard", "", "coreguard binary (default: go build it into a temp dir)")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "demo: must run as root: it starts a private containerd and writes cgroups.\n  sudo make demo")
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	onInterrupt(cancel)
+
+	tmp, err := os.MkdirTemp("", "coreguard-demo-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(tmp)
+	if *bin == "" {
+		defer coreguard.RemoveBuild()
+		if *bin, err = coreguard.Build(); err != nil {
+			return fail(err)
+		}
+	}
+	root, what, err := machineTopology(tmp)
+	if err != nil {
+		return fail(err)
+	}
+	topo, err := topology.Read(root)
+	if err != nil {
+		return fail(err)
+	}
+	cfg := reservedConfig(topo)
+
+	section("Topology")
+	fmt.Println(what)
+	show(ctx, *bin, "topology", "--sysfs-root", root)
+
+	section("Runtime")
+	rt, err := harness.Launch(harness.Options{OwnProcessGroup: true}, func(f string, a ...any) { fmt.Printf(f+"\n", a...) })
+	if err != nil {
+		return fail(err)
+	}
+	defer closeRuntime(rt)
+	if ctx.Err() != nil {
+		return 130
+	}
+	cg, err := coreguard.Start(coreguard.Options{Bin: *bin, Socket: rt.NRISocket, SysfsRoot: root,
+		Config: cfg, Dir: tmp, OwnProcessGroup: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer cg.Stop()
+	fmt.Printf("coreguard connected over NRI; config: %s\n", strings.Join(strings.Fields(strings.ReplaceAll(cfg, "\n", "; ")), " "))
+
+	section("Pods (created through CRI like kubelet; values read from the cgroup files)")
+	var results []result
+	for i, p := range demoPods(topo.Online.Size(), topo.ThreadsPerCore()) {
+		if ctx.Err() != nil {
+			return 130
+		}
+		results = append(results, startPod(ctx, rt, p, i+1))
+	}
+	// Shared containers are moved by updates containerd applies just after
+	// coreguard answers; give them a moment before reading.
+	time.Sleep(200 * time.Millisecond)
+	for i := range results {
+		results[i].read(ctx)
+	}
+	printTable(os.Stdout, results, topo.ThreadsPerCore())
+
+	section("Dry run on a bigger simulated machine (generated sysfs: 2 sockets x 20 cores x 2 threads, 80 CPUs)")
+	big, err := bigTopology(tmp)
+	if err != nil {
+		return fail(err)
+	}
+	if err := printPlan(ctx, os.Stdout, *bin, big); err != nil && ctx.Err() == nil {
+		return fail(err)
+	}
+	if ctx.Err() != nil {
+		return 130
+	}
+	section("Clean-up")
+	return 0
+}
+
+// reservedConfig keeps the core of CPU 0 for system daemons and shared
+// containers, as kubelet's reservedSystemCPUs would, unless that core is
+// the whole machine.
+func reservedConfig(t *topology.Topology) string {
+	c, ok := t.CoreOf(0)
+	if !ok || len(t.Cores) < 2 {
+		return "oddCPUs: round-up\n"
+	}
+	return fmt.Sprintf("oddCPUs: round-up\nreservedSystemCPUs: %q\n", c.CPUs.String())
+}
+
+// onInterrupt turns the first Ctrl-C into a cancelled context, so the
+// deferred clean-up runs, and ignores later ones until it is done.
+func onInterrupt(cancel func()) {
+	// A closed pipe (make demo | head) must not kill the demo before its
+	// clean-up: writes then just fail.
+	signal.Ignore(syscall.SIGPIPE)
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		first := true
+		for range sig {
+			if first {
+				fmt.Fprintln(os.Stderr, "\ninterrupted: cleaning up (pods, containerd, coreguard, cgroups)...")
+				cancel()
+				first = false
+				continue
+			}
+			fmt.Fprintln(os.Stderr, "still cleaning up; please wait")
+		}
+	}()
+}
+
+func closeRuntime(rt *harness.Runtime) {
+	t0 := time.Now()
+	err := rt.Close()
+	left := rt.Leftovers()
+	switch {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "clean-up error: %v\n", err)
+	case len(left) > 0:
+		fmt.Fprintf(os.Stderr, "left behind:\n  %s\n", strings.Join(left, "\n  "))
+	default:
+		fmt.Printf("removed pods, containerd, shims, coreguard, cgroups and %s in %v: nothing left behind\n",
+			rt.Dir, time.Since(t0).Round(time.Millisecond))
+	}
+}
+
+func show(ctx context.Context, bin string, args ...string) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	_ = cmd.Run()
+}
+
+func section(title string) { fmt.Printf("\n== %s ==\n", title) }
+
+func fail(err error) int {
+	fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+	return 1
+}

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreguard/coreguard/test/e2e/coreguard"
+	"github.com/coreguard/coreguard/test/e2e/harness"
+	"github.com/coreguard/coreguard/topology/sysfsgen"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	coreguard.RemoveBuild()
+	os.Exit(code)
+}
+
+// settle bounds every wait for an asynchronous effect (a cpuset update
+// containerd applies after coreguard answers).
+const settle = 5 * time.Second
+
+// topologyDir writes a generated sysfs tree for --sysfs-root. The CI
+// machine has two CPUs without SMT; both shapes describe those same CPUs
+// 0 and 1, so every cpuset coreguard hands out exists and runc applies it.
+func topologyDir(t *testing.T, shape string) string {
+	t.Helper()
+	spec, ok := sysfsgen.Shapes()[shape]
+	if !ok {
+		t.Fatalf("no sysfsgen shape %q", shape)
+	}
+	dir := t.TempDir()
+	if err := sysfsgen.Write(dir, spec); err != nil {
+		t.Fatalf("sysfsgen %s: %v", shape, err)
+	}
+	return dir
+}
+
+// startRuntime builds coreguard (once per process, before containerd is
+// up, so the first test's timings are containerd's) and starts a runtime.
+func startRuntime(t *testing.T) *harness.Runtime {
+	t.Helper()
+	return startRuntimeWith(t, harness.Options{})
+}
+
+// startRuntimeWith is startRuntime with harness options.
+func startRuntimeWith(t *testing.T, opts harness.Options) *harness.Runtime {
+	t.Helper()
+	harness.SkipIfUnavailable(t, harness.BinDir())
+	if _, err := coreguard.Build(); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before Start's teardown, so it runs after it.
+	var rt *harness.Runtime
+	t.Cleanup(func() {
+		if rt == nil {
+			return
+		}
+		if left := rt.Leftovers(); len(left) > 0 {
+			t.Errorf("left behind after teardown:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	rt = harness.Start(t, opts)
+	return rt
+}
+
+// startCoreguard runs coreguard as an external plugin of rt on a generated
+// topology and waits for its first Synchronize. On failure its log tail is
+// logged; it is killed when the test ends (before containerd's teardown).
+func startCoreguard(t *testing.T, rt *harness.Runtime, shape, cfg string) *coreguard.Process {
+	t.Helper()
+	return startCoreguardWith(t, coreguard.Options{Socket: rt.NRISocket, SysfsRoot: topologyDir(t, shape), Config: cfg, Dir: t.TempDir()})
+}
+
+// startCoreguardWith is startCoreguard with every option.
+func startCoreguardWith(t *testing.T, opts coreguard.Options) *coreguard.Process {
+	t.Helper()
+	t0 := time.Now()
+	p, err := coreguard.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(p.LogTail(60))
+		}
+		p.Kill()
+	})
+	t.Logf("coreguard (pid %d) synchronized after %v", p.Pid(), time.Since(t0).Round(time.Millisecond))
+	return p
+}
+
+// Pod specs: one container each, as kubelet would see them.
+var (
+	guaranteed1 = harness.Resources{CPULimit: 1000, MemLimit: 64 << 20}
+	burstable   = harness.Resources{CPURequest: 250, CPULimit: 1000, MemLimit: 64 << 20}
+)
+
+// runPod starts a one-container pod and its container "main".
+func runPod(ctx context.Context, t *testing.T, rt *harness.Runtime, name string, res harness.Resources) *harness.Container {
+	t.Helper()
+	c, err := tryRunPod(ctx, rt, name, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func tryRunPod(ctx context.Context, rt *harness.Runtime, name string, res harness.Resources) (*harness.Container, error) {
+	pod, err := rt.RunPod(ctx, harness.PodOptions{Name: name, Containers: []harness.Resources{res}})
+	if err != nil {
+		return nil, err
+	}
+	return pod.RunContainer(ctx, harness.ContainerOptions{Name: "main", Resources: res})
+}
+
+// wantCPUs checks what the kernel enforces for c right now: its cgroup's
+// cpuset.cpus and its init process's Cpus_allowed_list.
+func wantCPUs(ctx context.Context, t *testing.T, c *harness.Container, want string) {
+	t.Helper()
+	st, err := c.CPU(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Cpus != want || st.CpusAllowed != want {
+		t.Errorf("pod %s: cpuset.cpus %q, Cpus_allowed_list %q; want %q (cgroup %s)",
+			c.Pod.Config.Metadata.Name, st.Cpus, st.CpusAllowed, want, st.CgroupsPath)
+	}
+}
+
+// waitCPUs polls until c's cgroup and process both show want: updates to
+// other containers are applied by containerd after coreguard answers.
+func waitCPUs(ctx context.Context, t *testing.T, c *harness.Container, want string) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	t0 := time.Now()
+	for {
+		st, err := c.CPU(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Cpus == want && st.CpusAllowed == want {
+			t.Logf("pod %s on CPUs %s after %v", c.Pod.Config.Metadata.Name, want, time.Since(t0).Round(time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod %s: cpuset.cpus %q, Cpus_allowed_list %q after %v; want %q (cgroup %s)",
+				c.Pod.Config.Metadata.Name, st.Cpus, st.CpusAllowed, settle, want, st.CgroupsPath)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stopAndRemove does what kubelet does when a container ends for good.
+func stopAndRemove(ctx context.Context, t *testing.T, c *harness.Container) {
+	t.Helper()
+	if err := c.Stop(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
