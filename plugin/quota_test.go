@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coreguard/coreguard/cgroups"
+	"github.com/coreguard/coreguard/internal/nritest"
 	"github.com/coreguard/coreguard/plugin"
-	"github.com/coreguard/coreguard/plugin/internal/nritest"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 )
 
