@@ -7,6 +7,14 @@ import (
 	"github.com/containerd/nri/pkg/api"
 )
 
+// RunPodSandbox lifts a new pod's CFS quota before its containers come when
+// every pod runs without one (cfsQuota: clear, or auto on a buggy kernel).
+func (p *Plugin) RunPodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	defer p.metrics.observe("RunPodSandbox", time.Now())
+	p.duties().quota.PodStarted(pod)
+	return nil
+}
+
 // UpdatePodSandbox comes with kubelet's pod-level resize, when kubelet
 // also rewrites the pod's cgroup: a pod that runs without CFS quota gets it
 // lifted again. PostUpdatePodSandbox does the same once the runtime applied

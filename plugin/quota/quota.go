@@ -91,6 +91,19 @@ func (d *Duty) Create(pod *api.PodSandbox, ctr *api.Container, pinned bool, adj 
 	d.clearPod(pod.GetId())
 }
 
+// PodStarted clears a new pod's quota at once when every container runs
+// without one, so the sandbox does not start under kubelet's pod quota.
+func (d *Duty) PodStarted(pod *api.PodSandbox) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.clearsAll() {
+		return
+	}
+	d.pods[pod.GetId()] = &podState{namespace: pod.GetNamespace(), name: pod.GetName(),
+		parent: pod.GetLinux().GetCgroupParent(), clear: true}
+	d.clearPod(pod.GetId())
+}
+
 // Update keeps a cleared container's quota off when kubelet updates its
 // resources (the update returned for the container overrides kubelet's),
 // and clears its pod's again.
