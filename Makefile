@@ -38,14 +38,17 @@ fuzz: ## run the CPU list parser fuzzer for 30s
 bench: ## allocator benchmarks against the first-fit baseline
 	$(GO) test -run XXX -bench . -benchmem ./cpuset/alloc/
 
-deps-e2e: ## install what end-to-end tests need (runc from Debian, containerd from the Go module proxy)
+deps-e2e: ## install what end-to-end tests need (runc, conmon, skopeo from Debian; containerd and CRI-O from the Go module proxy)
 	bash hack/install-e2e-deps.sh
+	bash hack/install-crio-deps.sh
 
-# The node tests (a whole Kubernetes node) run under e2e-node.
+# The node tests (a whole Kubernetes node) run under e2e-node. -p 1: one
+# package at a time, so the containerd and the CRI-O suites run one after the
+# other (each coreguard instance owns the CPUs it is given).
 E2E_PKGS = $$($(GO) list ./test/... | grep -v /test/node)
 
-e2e: deps-e2e ## end-to-end tests against a real containerd (root)
-	$(GO) test -race -count=1 -v $(E2E_PKGS)
+e2e: deps-e2e ## end-to-end tests against real containerd and CRI-O (root)
+	$(GO) test -race -count=1 -p 1 -v $(E2E_PKGS)
 
 # A private single-node cluster (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet, built by hack/install-node-deps.sh at pinned
