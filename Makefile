@@ -35,8 +35,12 @@ lint: ## gofmt, go vet, staticcheck
 fuzz: ## run the CPU list parser fuzzer for 30s
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./cpuset/
 
-bench: ## allocator benchmarks against the first-fit baseline
-	$(GO) test -run XXX -bench . -benchmem ./cpuset/alloc/
+bench: ## hot-path benchmarks: NRI round trip vs a no-op floor, start-up, memory, allocator (table + _output/bench.json)
+	$(GO) run ./bench/report -out _output/bench.json
+
+.PHONY: bench-smoke
+bench-smoke: ## the bench harness in short form (few samples; checks it runs, asserts no timing)
+	$(GO) run ./bench/report -short -out _output/bench-smoke.json
 
 deps-e2e: ## install what end-to-end tests need (runc, conmon, skopeo from Debian; containerd and CRI-O from the Go module proxy)
 	bash hack/install-e2e-deps.sh
@@ -63,6 +67,7 @@ e2e-node: deps-e2e image-tar ## coreguard under a real kubelet, checked with cli
 # Under check nothing may skip: missing fixtures or a missing runtime fail.
 check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests
 	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 $(MAKE) test
+	$(MAKE) bench-smoke
 	COREGUARD_E2E_REQUIRED=1 $(MAKE) e2e
 
 demo: build ## the main job (root): private containerd + NRI + coreguard, a few pods, what each got

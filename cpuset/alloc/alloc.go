@@ -102,16 +102,20 @@ type Allocator struct {
 	use      []coreUse // per core
 	owners   map[string]*Allocation
 
-	// exclusive and withheld are the unions over owners, kept so Shared is
-	// cheap on the plugin's hot path.
-	exclusive, withheld cpuset.CPUSet
+	// exclusive and withheld are the unions over owners, and shared the
+	// pool they leave, kept so reading them costs nothing on the plugin's
+	// hot path.
+	exclusive, withheld, shared cpuset.CPUSet
 
-	// Scratch space, reused so packing does not allocate: free threads
-	// per domain (countFree), and marks for spansBelow.
+	// freeThreads counts the threads of wholly free cores per domain, kept
+	// up to date by setUse so packing starts without a scan.
 	freeThreads []int
-	marks       []int
-	stamp       int
-	scratch     [numLevels][]int // a core buffer per level, see spansBelow
+	coreThreads []int // online threads per core
+	// Scratch space, reused so packing does not allocate: marks for
+	// spansOf.
+	marks   []int
+	stamp   int
+	scratch [numLevels][]int // a core buffer per level, see spansBelow
 }
 
 // New makes an Allocator for a topology with no allocations.
@@ -145,20 +149,26 @@ func New(t *topology.Topology, opts Options) (*Allocator, error) {
 		a.byLevel[d.level] = append(a.byLevel[d.level], i)
 	}
 	a.freeThreads = make([]int, len(a.domains))
+	a.coreThreads = make([]int, len(t.Cores))
 	a.marks = make([]int, len(a.domains))
 
 	a.use = make([]coreUse, len(t.Cores))
+	for i, c := range t.Cores {
+		a.coreThreads[i] = c.CPUs.Size()
+		a.markFree(i, +1)
+	}
 	var reserved cpuset.Builder
 	for i, c := range t.Cores {
 		switch {
 		case c.CPUs.Intersects(opts.Reserved):
-			a.use[i] = reservedCore
+			a.setUse(i, reservedCore)
 			reserved.AddSet(c.CPUs)
 		case a.isolated == IsolatedExclude && c.CPUs.Intersects(t.Isolated):
-			a.use[i] = excludedCore
+			a.setUse(i, excludedCore)
 		}
 	}
 	a.reserved = reserved.Set()
+	a.updateShared()
 	if widened := a.reserved.Difference(opts.Reserved); !widened.IsEmpty() {
 		a.warnings = append(a.warnings, fmt.Sprintf(
 			"reservedSystemCPUs %s splits cores: reserving whole cores %s (added %s) so no exclusive container shares a core with reserved CPUs",
@@ -254,11 +264,21 @@ func (a *Allocator) shape(owner string, n int, cores []int) Allocation {
 
 func (a *Allocator) record(al *Allocation) {
 	for _, ci := range al.cores {
-		a.use[ci] = al
+		a.setUse(ci, al)
 	}
 	a.owners[al.Owner] = al
 	a.exclusive = a.exclusive.Union(al.CPUs)
 	a.withheld = a.withheld.Union(al.Withheld)
+	a.updateShared()
+}
+
+// updateShared recomputes the shared pool after a change of owners.
+func (a *Allocator) updateShared() {
+	s := a.topo.Online.Difference(a.exclusive.Union(a.withheld))
+	if a.isolated != IsolatedIgnore {
+		s = s.Difference(a.topo.Isolated)
+	}
+	a.shared = s
 }
 
 // Take records CPUs an owner already holds, as found on a running
@@ -303,12 +323,32 @@ func (a *Allocator) Release(owner string) (Allocation, error) {
 		return Allocation{}, fmt.Errorf("release: %q holds no CPUs", owner)
 	}
 	for _, ci := range al.cores {
-		a.use[ci] = nil
+		a.setUse(ci, nil)
 	}
 	delete(a.owners, owner)
 	a.exclusive = a.exclusive.Difference(al.CPUs)
 	a.withheld = a.withheld.Difference(al.Withheld)
+	a.updateShared()
 	return *al, nil
+}
+
+// setUse gives core ci to u (nil: frees it), keeping the free counts.
+func (a *Allocator) setUse(ci int, u coreUse) {
+	switch was := a.use[ci]; {
+	case was == nil && u != nil:
+		a.markFree(ci, -1)
+	case was != nil && u == nil:
+		a.markFree(ci, +1)
+	}
+	a.use[ci] = u
+}
+
+// markFree adds (sign +1) or removes (-1) core ci's threads from the free
+// count of every domain holding it.
+func (a *Allocator) markFree(ci, sign int) {
+	for d := a.coreCell[ci]; d >= 0; d = a.domains[d].parent {
+		a.freeThreads[d] += sign * a.coreThreads[ci]
+	}
 }
 
 // Get returns what owner holds.
@@ -346,13 +386,7 @@ func (a *Allocator) Withheld() cpuset.CPUSet { return a.withheld }
 
 // Shared returns the shared pool: every online CPU that is not exclusive or
 // withheld, and not isolated unless IsolatedIgnore. Reserved CPUs are in it.
-func (a *Allocator) Shared() cpuset.CPUSet {
-	s := a.topo.Online.Difference(a.exclusive).Difference(a.withheld)
-	if a.isolated != IsolatedIgnore {
-		s = s.Difference(a.topo.Isolated)
-	}
-	return s
-}
+func (a *Allocator) Shared() cpuset.CPUSet { return a.shared }
 
 // Free returns the CPUs of the free whole cores: what can still be given out.
 func (a *Allocator) Free() cpuset.CPUSet {

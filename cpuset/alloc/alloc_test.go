@@ -367,6 +367,21 @@ func checkInvariants(tb testing.TB, a *Allocator) {
 	if a.Shared().IsEmpty() {
 		tb.Fatalf("shared pool is empty")
 	}
+	// The free counts kept incrementally match a fresh count.
+	fresh := make([]int, len(a.domains))
+	for ci, u := range a.use {
+		if u != nil {
+			continue
+		}
+		for d := a.coreCell[ci]; d >= 0; d = a.domains[d].parent {
+			fresh[d] += topo.Cores[ci].CPUs.Size()
+		}
+	}
+	for d := range fresh {
+		if fresh[d] != a.freeThreads[d] {
+			tb.Fatalf("domain %s: %d free threads kept, %d counted", a.domains[d].name, a.freeThreads[d], fresh[d])
+		}
+	}
 }
 
 func seenOwners(a *Allocator) cpuset.CPUSet {

@@ -38,21 +38,8 @@ func (a *Allocator) pack(n int) ([]int, error) {
 	return nil, &ExhaustedError{Request: n, Free: a.freeSummary()}
 }
 
-// countFree fills a.freeThreads with the free threads of every domain.
-func (a *Allocator) countFree() []int {
-	free := a.freeThreads
-	clear(free)
-	for ci, u := range a.use {
-		if u != nil {
-			continue
-		}
-		threads := a.topo.Cores[ci].CPUs.Size()
-		for d := a.coreCell[ci]; d >= 0; d = a.domains[d].parent {
-			free[d] += threads
-		}
-	}
-	return free
-}
+// countFree returns the free threads of every domain (kept by setUse).
+func (a *Allocator) countFree() []int { return a.freeThreads }
 
 // spans counts, per level, the domains a choice touches below its level.
 type spans [numLevels]int
@@ -256,7 +243,7 @@ func (a *Allocator) pickCores(cell *domain, n int, out []int) []int {
 	return append(out, cover)
 }
 
-func (a *Allocator) threads(core int) int { return a.topo.Cores[core].CPUs.Size() }
+func (a *Allocator) threads(core int) int { return a.coreThreads[core] }
 
 func containsCore(cores []int, c int) bool {
 	for _, x := range cores {

@@ -30,12 +30,31 @@ type Runtime struct {
 	mu     sync.Mutex
 	pods   map[string]*api.PodSandbox
 	ctrs   map[string]*api.Container
-	synced chan struct{}
+	synced chan syncEvent
 	seq    int
 }
 
+// syncEvent is one run of the adaptation's sync callback: when the runtime
+// saw a plugin register (the callback was entered) and when the plugin's
+// Synchronize answer had been applied.
+type syncEvent struct{ registered, synced time.Time }
+
 // Start hosts NRI on a fresh socket. Plugins connect to r.Socket.
 func Start(tb testing.TB) *Runtime {
+	tb.Helper()
+	return start(tb, true)
+}
+
+// StartDirect is Start without the connection-cutting proxy: plugins dial
+// the adaptation's own socket, as they do a real runtime's, with no extra
+// hop on every call. Benchmarks use it; Restart then cannot cut the
+// plugins' connections, so tests of reconnection use Start.
+func StartDirect(tb testing.TB) *Runtime {
+	tb.Helper()
+	return start(tb, false)
+}
+
+func start(tb testing.TB, withProxy bool) *Runtime {
 	tb.Helper()
 	// Unix socket paths are short: t.TempDir() names can be too long.
 	dir, err := os.MkdirTemp("", "nri")
@@ -43,13 +62,17 @@ func Start(tb testing.TB) *Runtime {
 		tb.Fatal(err)
 	}
 	r := &Runtime{tb: tb, dir: dir, Socket: filepath.Join(dir, "nri.sock"), pods: map[string]*api.PodSandbox{},
-		ctrs: map[string]*api.Container{}, synced: make(chan struct{}, 16)}
+		ctrs: map[string]*api.Container{}, synced: make(chan syncEvent, 16)}
 	r.startNRI()
-	if r.proxy, err = startProxy(r.Socket, filepath.Join(dir, "adaptation.sock")); err != nil {
+	if !withProxy {
+		r.Socket = filepath.Join(dir, "adaptation.sock")
+	} else if r.proxy, err = startProxy(r.Socket, filepath.Join(dir, "adaptation.sock")); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		r.proxy.close()
+		if r.proxy != nil {
+			r.proxy.close()
+		}
 		r.nri.Stop()
 		os.RemoveAll(dir)
 	})
@@ -77,21 +100,33 @@ func (r *Runtime) startNRI() {
 func (r *Runtime) Restart() {
 	r.tb.Helper()
 	r.nri.Stop()
-	r.proxy.cut()
+	if r.proxy != nil {
+		r.proxy.cut()
+	}
 	r.startNRI()
 }
 
 // WaitSync waits until a plugin has connected and synchronized.
 func (r *Runtime) WaitSync(timeout time.Duration) {
 	r.tb.Helper()
+	r.WaitSyncAt(timeout)
+}
+
+// WaitSyncAt is WaitSync that also says when the runtime saw the plugin
+// register (its sync callback was entered) and when the plugin's
+// Synchronize answer had been applied.
+func (r *Runtime) WaitSyncAt(timeout time.Duration) (registered, synced time.Time) {
+	r.tb.Helper()
+	var ev syncEvent
 	select {
-	case <-r.synced:
+	case ev = <-r.synced:
 	case <-time.After(timeout):
 		r.tb.Fatalf("no plugin synchronized within %s", timeout)
 	}
 	// The plugin joins the runtime's list after its sync returns, under the
 	// sync lock: wait for that too.
 	r.nri.BlockPluginSync().Unblock()
+	return ev.registered, ev.synced
 }
 
 // blockSync keeps plugins from (re)synchronizing during one operation, as
@@ -110,6 +145,7 @@ func (r *Runtime) drainSync() {
 }
 
 func (r *Runtime) sync(ctx context.Context, cb adaptation.SyncCB) error {
+	registered := time.Now()
 	r.mu.Lock()
 	pods, ctrs := r.snapshot()
 	r.mu.Unlock()
@@ -121,7 +157,7 @@ func (r *Runtime) sync(ctx context.Context, cb adaptation.SyncCB) error {
 	r.apply(updates)
 	r.mu.Unlock()
 	select {
-	case r.synced <- struct{}{}:
+	case r.synced <- syncEvent{registered: registered, synced: time.Now()}:
 	default:
 	}
 	return nil
@@ -199,6 +235,14 @@ func (res Resources) Linux() *api.LinuxResources {
 // Create creates and starts a container in pod, applying what the plugins
 // answered. It returns the container's ID, or the plugins' error.
 func (r *Runtime) Create(pod *api.PodSandbox, name string, res Resources) (string, error) {
+	id, _, err := r.CreateTimed(pod, name, res)
+	return id, err
+}
+
+// CreateTimed is Create that also returns how long the adaptation's
+// CreateContainer took: the round trip through every plugin, including
+// the runtime side merging their answers, but not the store's own work.
+func (r *Runtime) CreateTimed(pod *api.PodSandbox, name string, res Resources) (string, time.Duration, error) {
 	defer r.blockSync()()
 	r.mu.Lock()
 	r.seq++
@@ -207,9 +251,12 @@ func (r *Runtime) Create(pod *api.PodSandbox, name string, res Resources) (strin
 	ctr := &api.Container{Id: id, PodSandboxId: pod.Id, Name: name, State: api.ContainerState_CONTAINER_CREATED,
 		Annotations: map[string]string{},
 		Linux:       &api.LinuxContainer{Resources: res.Linux(), CgroupsPath: pod.Linux.CgroupParent + "/" + id}}
-	resp, err := r.nri.CreateContainer(context.Background(), &api.CreateContainerRequest{Pod: pod, Container: clone(ctr)})
+	req := &api.CreateContainerRequest{Pod: pod, Container: clone(ctr)}
+	start := time.Now()
+	resp, err := r.nri.CreateContainer(context.Background(), req)
+	rtt := time.Since(start)
 	if err != nil {
-		return "", err
+		return "", rtt, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -217,7 +264,7 @@ func (r *Runtime) Create(pod *api.PodSandbox, name string, res Resources) (strin
 	ctr.State = api.ContainerState_CONTAINER_RUNNING
 	r.ctrs[id] = ctr
 	r.apply(resp.GetUpdate())
-	return id, nil
+	return id, rtt, nil
 }
 
 // Update sends kubelet's UpdateContainerResources for a container.

@@ -13,6 +13,7 @@ import (
 	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/cpuset/alloc"
+	"github.com/coreguard/coreguard/internal/asynclog"
 	"github.com/coreguard/coreguard/topology"
 )
 
@@ -127,7 +128,10 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 			if withheld != "" {
 				adj.AddAnnotation(AnnotationWithheld, withheld)
 			}
-			log(logrus.Fields{"cpus": cpus, "withheld": withheld, "request": d.CPUs}).Info("pinned to exclusive whole cores")
+			n := d.CPUs
+			asynclog.Go(func() {
+				log(logrus.Fields{"cpus": cpus, "withheld": withheld, "request": n}).Info("pinned to exclusive whole cores")
+			})
 			return p.sharedUpdates(before, ""), nil
 		case isExhausted(err) && p.cfg.OnExhaustion == config.ExhaustionShared:
 			p.stats.AllocationFailed(reason(err))
@@ -166,7 +170,9 @@ func (p *Pinner) forget(id string) []*api.ContainerUpdate {
 	if err != nil {
 		return nil // not pinned: nothing to give back
 	}
-	p.log.WithFields(logrus.Fields{"container": id, "cpus": al.CPUs.String()}).Info("released exclusive cores")
+	asynclog.Go(func() {
+		p.log.WithFields(logrus.Fields{"container": id, "cpus": al.CPUs.String()}).Info("released exclusive cores")
+	})
 	return p.sharedUpdates(before, "")
 }
 

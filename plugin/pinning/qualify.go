@@ -63,7 +63,7 @@ func Decide(cfg *config.Config, pod *api.PodSandbox, ctr *api.Container) (Decisi
 	if quota > 0 && period > 0 && quota != int64(n)*int64(period) {
 		return Decision{Reason: fmt.Sprintf("CPU limit (quota %d per period %d) differs from the request of %d CPUs", quota, period, n)}, nil
 	}
-	return Decision{CPUs: n, Reason: fmt.Sprintf("Guaranteed pod with an integer request of %d CPUs", n)}, nil
+	return Decision{CPUs: n, Reason: "Guaranteed pod with an integer CPU request"}, nil
 }
 
 // qosClass reads the pod's QoS class from its cgroup path: kubelet puts

@@ -33,8 +33,8 @@ func TestDecide(t *testing.T) {
 		why  string
 		err  string
 	}{
-		{"guaranteed 4", pod("default", g, nil), ctr(4096, 400000, 100000), 4, "integer request of 4", ""},
-		{"guaranteed without quota", pod("default", g, nil), ctr(2048, 0, 0), 2, "integer request of 2", ""},
+		{"guaranteed 4", pod("default", g, nil), ctr(4096, 400000, 100000), 4, "integer CPU request", ""},
+		{"guaranteed without quota", pod("default", g, nil), ctr(2048, 0, 0), 2, "integer CPU request", ""},
 		{"systemd guaranteed", pod("default", "kubepods-pod1234.slice", nil), ctr(1024, 100000, 100000), 1, "", ""},
 		{"fractional", pod("default", g, nil), ctr(1536, 150000, 100000), 0, "not a whole number", ""},
 		{"below one CPU", pod("default", g, nil), ctr(512, 50000, 100000), 0, "not a whole number", ""},
