@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,16 +19,6 @@ import (
 	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 )
-
-// nriRefusal is how containerd 2.4 hands a plugin's CreateContainer error
-// to the CRI client; coreguard's own text follows.
-const nriRefusal = "failed to create containerd container: failed to get NRI adjustment for container: " +
-	"rpc error: code = Unknown desc = coreguard: "
-
-// requiredMissing is containerd's default validator refusing a container
-// while coreguard is not connected.
-const requiredMissing = "failed to create containerd container: failed to get NRI adjustment for container: " +
-	`validator "00-default-validator" rejected container adjustment, reason: validation error: required plugin "coreguard" not present`
 
 // tolerateMissing is the validator's escape-hatch annotation, named as in
 // docs/admission.md.
@@ -61,7 +52,8 @@ var (
 
 // admissionKinds: each kind alone, then all four at once (a node agent
 // like kube-proxy or a CNI daemon). want is coreguard's message for the
-// pod in "default"; {devices} stands for the number of host devices.
+// pod in "default", literal but for {devices} (the number of host
+// devices) and {hostNetwork}, {hostIPC} (the runtime's reason, expect).
 var admissionKinds = []struct {
 	name    string
 	pod     admissionPod
@@ -76,17 +68,17 @@ var admissionKinds = []struct {
 			`(pod has no pid namespace of its own); allowed: kube-system`},
 	{"hostIPC", admissionPod{"hostipc", "main", harness.PodOptions{HostIPC: true}}, []string{"hostIPC"},
 		`host-IPC container "main" in pod default/hostipc rejected: namespace "default" may not use the host's IPC namespace ` +
-			`(pod has no ipc namespace of its own); allowed: kube-system`},
+			`({hostIPC}); allowed: kube-system`},
 	{"hostNetwork", admissionPod{"hostnet", "main", harness.PodOptions{HostNetwork: true}}, []string{"hostNetwork"},
 		`host-network container "main" in pod default/hostnet rejected: namespace "default" may not use the host's network namespace ` +
-			`(pod has no network namespace of its own); allowed: kube-system`},
+			`({hostNetwork}); allowed: kube-system`},
 	{"all four", admissionPod{"node-agent", "agent", harness.PodOptions{Privileged: true, HostPID: true, HostIPC: true, HostNetwork: true}},
 		[]string{"privileged", "hostPID", "hostIPC", "hostNetwork"},
 		`privileged, host-PID, host-IPC, host-network container "agent" in pod default/node-agent rejected: namespace "default" ` +
 			`may not run privileged containers (sysfs mounted rw, all devices allowed, {devices} host devices); allowed: kube-system; ` +
 			`and may not use the host's PID namespace (pod has no pid namespace of its own); allowed: kube-system; ` +
-			`and may not use the host's IPC namespace (pod has no ipc namespace of its own); allowed: kube-system; ` +
-			`and may not use the host's network namespace (pod has no network namespace of its own); allowed: kube-system`},
+			`and may not use the host's IPC namespace ({hostIPC}); allowed: kube-system; ` +
+			`and may not use the host's network namespace ({hostNetwork}); allowed: kube-system`},
 }
 
 // startAdmissionCoreguard runs coreguard with cfg and metrics on a free
@@ -98,14 +90,31 @@ func startAdmissionCoreguard(t *testing.T, rt *harness.Runtime, cfg string) *cor
 		Config: cfg, Dir: t.TempDir(), MetricsAddress: "127.0.0.1:0"})
 }
 
+// wantMessage is the regexp of the whole CRI message for a refusal: the
+// runtime's prefix, then coreguard's text with its placeholders filled.
+func (x expect) wantMessage(rt *harness.Runtime, text string, devices int) string {
+	re := regexp.QuoteMeta(x.refusal + "coreguard: " + text)
+	return "^" + strings.NewReplacer(
+		regexp.QuoteMeta("{devices}"), fmt.Sprint(devices),
+		regexp.QuoteMeta("{hostNetwork}"), x.reason(rt, x.hostNetwork),
+		regexp.QuoteMeta("{hostIPC}"), x.reason(rt, x.hostIPC),
+	).Replace(re) + "$"
+}
+
 // TestAdmissionEnforce: with the default policy (enforce, kube-system
 // allowed everything), each kind is refused in "default" with coreguard's
 // full message reaching the CRI client, runs in kube-system, and is
-// counted; an ordinary pod in default runs.
+// counted; an ordinary pod in default runs. Host network and IPC are
+// recognised from both runtimes' signals: no namespace listed
+// (containerd), or a path that is the host's namespace (CRI-O).
 func TestAdmissionEnforce(t *testing.T) {
-	rt := startRuntime(t)
+	forEachRuntime(t, testAdmissionEnforce)
+}
+
+func testAdmissionEnforce(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
 	cg := startAdmissionCoreguard(t, rt, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	t.Run("ordinary pod in default runs", func(t *testing.T) {
@@ -130,7 +139,7 @@ func TestAdmissionEnforce(t *testing.T) {
 				hostDevices = len(st.Spec.Linux.Devices)
 			}
 			pod, _, err := k.pod.run(ctx, rt, "default")
-			wantRefusal(ctx, t, pod, err, nriRefusal+strings.ReplaceAll(k.want, "{devices}", fmt.Sprint(hostDevices)))
+			wantRefusalRe(ctx, t, pod, err, x.wantMessage(rt, k.want, hostDevices))
 		})
 	}
 
@@ -154,9 +163,13 @@ func TestAdmissionEnforce(t *testing.T) {
 // TestAdmissionAudit: audit mode lets a privileged and a host-PID pod in
 // default run, logs what enforce would refuse and counts it.
 func TestAdmissionAudit(t *testing.T) {
-	rt := startRuntime(t)
+	forEachRuntime(t, testAdmissionAudit)
+}
+
+func testAdmissionAudit(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
 	cg := startAdmissionCoreguard(t, rt, "admission:\n  mode: audit\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	for _, a := range []admissionPod{debugPod, admissionKinds[1].pod} {
@@ -184,24 +197,48 @@ func TestAdmissionAudit(t *testing.T) {
 	}
 }
 
-// TestAdmissionFailClosed: containerd 2.4.2 carries NRI v0.12.3, which
-// ignores NRI's failure policy (admission.failClosed, set here anyway), so
-// failing closed takes the runtime's default validator with
-// required_plugins = [coreguard]: nothing is created while coreguard is
-// gone, except pods carrying the escape-hatch annotation, and except the
-// one creation NRI v0.12.3 lets through (see below).
+// TestAdmissionFailClosed: NRI's failure policy (admission.failClosed, set
+// here anyway) is ignored by both runtimes' NRI (containerd 2.4.2: v0.12.3;
+// CRI-O 1.34.0: a pre-v0.10 pseudo-version), so failing closed takes the
+// runtime's default validator with required_plugins = [coreguard].
+//
+// containerd enforces it: nothing is created while coreguard is gone,
+// except pods carrying the escape-hatch annotation, and except the one
+// creation NRI v0.12.3 lets through (see below). CRI-O 1.34.0 has no
+// validator and accepts the keys silently: it fails open, every container
+// is created while coreguard is gone (the expectation row, not a skip).
+// With coreguard connected both refuse what coreguard refuses.
 func TestAdmissionFailClosed(t *testing.T) {
-	rt := startRuntimeWith(t, harness.Options{RequiredPlugins: []string{"coreguard"}, TolerateMissingPluginsAnnotation: tolerateMissing})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	forEachRuntime(t, testAdmissionFailClosed)
+}
+
+func testAdmissionFailClosed(t *testing.T, x expect) {
+	rt := startRuntimeWith(t, x, harness.Options{RequiredPlugins: []string{"coreguard"}, TolerateMissingPluginsAnnotation: tolerateMissing})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	tolerated := admissionPod{pod: "bootstrap", container: "app",
 		opts: harness.PodOptions{Annotations: map[string]string{tolerateMissing: "true"}}}
+	// withoutCoreguard: what creating a container does while coreguard is
+	// not connected: refused by the validator, or (no validator) created.
+	withoutCoreguard := func(t *testing.T, pod *harness.Pod, c *harness.Container, err error) {
+		t.Helper()
+		if x.requiredPlugins {
+			wantRefusal(ctx, t, pod, err, x.requiredMissing)
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s has no default validator, yet refused the container without coreguard: %v", x.name, err)
+		}
+		wantRunning(ctx, t, c)
+		t.Logf("%s %s: container %q in pod %s created while required plugin coreguard is absent (no default validator: fails open)",
+			x.name, x.version, c.Name, pod.Config.Metadata.Name)
+	}
 
 	// Bootstrap: before coreguard connects nothing starts, except pods
 	// carrying the escape-hatch annotation.
-	pod, _, err := ordinaryPod.run(ctx, rt, "default")
-	wantRefusal(ctx, t, pod, err, requiredMissing)
-	_, c, err := tolerated.run(ctx, rt, "default")
+	pod, c, err := ordinaryPod.run(ctx, rt, "default")
+	withoutCoreguard(t, pod, c, err)
+	_, c, err = tolerated.run(ctx, rt, "default")
 	if err != nil {
 		t.Fatalf("pod annotated %s=true refused before coreguard started: %v", tolerateMissing, err)
 	}
@@ -216,7 +253,7 @@ func TestAdmissionFailClosed(t *testing.T) {
 	// Refused by coreguard; the sandbox stays, as with kubelet, which
 	// retries the container in it.
 	refusedPod, _, err := debugPod.run(ctx, rt, "default")
-	wantRefusal(ctx, t, refusedPod, err, nriRefusal+"privileged container")
+	wantRefusal(ctx, t, refusedPod, err, x.refusal+"coreguard: privileged container")
 
 	cg.Kill()
 	waitPluginGone(t, rt)
@@ -228,6 +265,7 @@ func TestAdmissionFailClosed(t *testing.T) {
 	// are pruned only after each request) and its ttrpc.ErrClosed is
 	// skipped. kubelet retrying a refused container in its sandbox is
 	// exactly that request. NRI v0.12.5 skips closed plugins there.
+	// (CRI-O 1.34.0 creates it too, as every container without coreguard.)
 	t.Run("known hole: first creation after coreguard dies", func(t *testing.T) {
 		c, err := refusedPod.RunContainer(ctx, harness.ContainerOptions{Name: debugPod.container, Privileged: true})
 		if err != nil {
@@ -235,18 +273,27 @@ func TestAdmissionFailClosed(t *testing.T) {
 				"assert the refusal instead and drop the caveat from test/e2e/README.md and docs/admission.md", err)
 		}
 		wantRunning(ctx, t, c)
-		t.Logf("KNOWN RUNTIME BUG reproduced: privileged container %q in pod default/%s created unchecked right after coreguard died",
+		t.Logf("privileged container %q in pod default/%s created unchecked right after coreguard died",
 			c.Name, refusedPod.Config.Metadata.Name)
 	})
 
-	// From then on nothing is created without coreguard: new pods, and
-	// retries in an existing sandbox.
-	pod, _, err = ordinaryPod.run(ctx, rt, "default")
-	wantRefusal(ctx, t, pod, err, requiredMissing)
-	pod, _, err = debugPod.run(ctx, rt, "default")
-	wantRefusal(ctx, t, pod, err, requiredMissing)
-	_, err = pod.RunContainer(ctx, harness.ContainerOptions{Name: debugPod.container, Privileged: true})
-	wantRefusal(ctx, t, pod, err, requiredMissing)
+	// From then on: containerd creates nothing without coreguard, new
+	// pods or retries in an existing sandbox; CRI-O creates everything.
+	pod, c, err = ordinaryPod.run(ctx, rt, "default")
+	withoutCoreguard(t, pod, c, err)
+	pod, c, err = debugPod.run(ctx, rt, "default")
+	withoutCoreguard(t, pod, c, err)
+	if x.requiredPlugins {
+		_, err = pod.RunContainer(ctx, harness.ContainerOptions{Name: debugPod.container, Privileged: true})
+		wantRefusal(ctx, t, pod, err, x.requiredMissing)
+	} else {
+		// A new privileged pod for the check below: the one above has
+		// its container.
+		pod, err = rt.RunPod(ctx, harness.PodOptions{Name: "debug-2", Privileged: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	if err := cg.Restart(); err != nil {
 		t.Fatal(err)
@@ -257,18 +304,18 @@ func TestAdmissionFailClosed(t *testing.T) {
 	}
 	wantRunning(ctx, t, c)
 	_, err = pod.RunContainer(ctx, harness.ContainerOptions{Name: debugPod.container, Privileged: true})
-	wantRefusal(ctx, t, pod, err, nriRefusal+"privileged container")
+	wantRefusal(ctx, t, pod, err, x.refusal+"coreguard: privileged container")
 }
 
-// waitPluginGone waits until containerd has seen coreguard's connection
+// waitPluginGone waits until the runtime has seen coreguard's connection
 // close.
 func waitPluginGone(t *testing.T, rt *harness.Runtime) {
 	t.Helper()
 	deadline := time.Now().Add(settle)
-	// containerd names the plugin by index and name.
+	// Both runtimes' NRI log it naming the plugin by index and name.
 	for !strings.Contains(rt.LogTail(200), `connection to plugin \"10-coreguard\" closed`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not log coreguard's connection closing within %v", settle)
+			t.Fatalf("%s did not log coreguard's connection closing within %v", rt.Kind, settle)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -293,16 +340,26 @@ func wantRunning(ctx context.Context, t *testing.T, c *harness.Container) *harne
 // refused container was not left behind in the pod.
 func wantRefusal(ctx context.Context, t *testing.T, pod *harness.Pod, err error, want string) {
 	t.Helper()
+	re := "^" + regexp.QuoteMeta(want) + "$"
+	if strings.HasSuffix(want, " container") {
+		re = "^" + regexp.QuoteMeta(want)
+	}
+	wantRefusalRe(ctx, t, pod, err, re)
+}
+
+// wantRefusalRe is wantRefusal with a regexp for the whole message.
+func wantRefusalRe(ctx context.Context, t *testing.T, pod *harness.Pod, err error, want string) {
+	t.Helper()
 	if err == nil {
-		t.Fatalf("container created; want it refused with %q", want)
+		t.Fatalf("container created; want it refused with %s", want)
 	}
 	var se interface{ GRPCStatus() *status.Status }
 	if !errors.As(err, &se) {
 		t.Fatalf("error is not a gRPC status: %v", err)
 	}
 	msg := se.GRPCStatus().Message()
-	if msg != want && !(strings.HasSuffix(want, " container") && strings.HasPrefix(msg, want)) {
-		t.Fatalf("CRI error message\n  %s\nwant\n  %s", msg, want)
+	if !regexp.MustCompile(want).MatchString(msg) {
+		t.Fatalf("CRI error message\n  %s\nwant (regexp)\n  %s", msg, want)
 	}
 	t.Logf("refused as expected: %s", msg)
 	if pod == nil {

@@ -19,8 +19,9 @@ func TestMain(m *testing.M) {
 }
 
 // settle bounds every wait for an asynchronous effect (a cpuset update
-// containerd applies after coreguard answers).
-const settle = 5 * time.Second
+// the runtime applies after coreguard answers). Generous: the machine is
+// shared; nothing asserts how fast.
+const settle = 10 * time.Second
 
 // topologyDir writes a generated sysfs tree for --sysfs-root. The CI
 // machine has two CPUs without SMT; both shapes describe those same CPUs
@@ -38,17 +39,19 @@ func topologyDir(t *testing.T, shape string) string {
 	return dir
 }
 
-// startRuntime builds coreguard (once per process, before containerd is
-// up, so the first test's timings are containerd's) and starts a runtime.
-func startRuntime(t *testing.T) *harness.Runtime {
+// startRuntime builds coreguard (once per process, before the runtime is
+// up, so the first test's timings are the runtime's) and starts x's
+// runtime; after its teardown it checks nothing is left.
+func startRuntime(t *testing.T, x expect) *harness.Runtime {
 	t.Helper()
-	return startRuntimeWith(t, harness.Options{})
+	return startRuntimeWith(t, x, harness.Options{})
 }
 
 // startRuntimeWith is startRuntime with harness options.
-func startRuntimeWith(t *testing.T, opts harness.Options) *harness.Runtime {
+func startRuntimeWith(t *testing.T, x expect, opts harness.Options) *harness.Runtime {
 	t.Helper()
-	harness.SkipIfUnavailable(t, harness.BinDir())
+	opts.Runtime = x.runtime
+	harness.SkipIfRuntimeUnavailable(t, x.runtime, "")
 	if _, err := coreguard.Build(); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +71,7 @@ func startRuntimeWith(t *testing.T, opts harness.Options) *harness.Runtime {
 
 // startCoreguard runs coreguard as an external plugin of rt on a generated
 // topology and waits for its first Synchronize. On failure its log tail is
-// logged; it is killed when the test ends (before containerd's teardown).
+// logged; it is killed when the test ends (before the runtime's teardown).
 func startCoreguard(t *testing.T, rt *harness.Runtime, shape, cfg string) *coreguard.Process {
 	t.Helper()
 	return startCoreguardWith(t, coreguard.Options{Socket: rt.NRISocket, SysfsRoot: topologyDir(t, shape), Config: cfg, Dir: t.TempDir()})
@@ -131,7 +134,7 @@ func wantCPUs(ctx context.Context, t *testing.T, c *harness.Container, want stri
 }
 
 // waitCPUs polls until c's cgroup and process both show want: updates to
-// other containers are applied by containerd after coreguard answers.
+// other containers are applied by the runtime after coreguard answers.
 func waitCPUs(ctx context.Context, t *testing.T, c *harness.Container, want string) {
 	t.Helper()
 	deadline := time.Now().Add(settle)

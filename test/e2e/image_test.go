@@ -21,20 +21,28 @@ import (
 )
 
 // TestImage builds coreguard's image with `make image-tar` (the OCI tarball
-// made without Docker, deploy/imagetar), imports it into a real containerd
-// with ctr, as an admin or `kind load image-archive` does, and runs
-// `coreguard version` and `coreguard topology` in containers started from it.
-// COREGUARD_IMAGE_TAR names an already built tarball instead.
+// made without Docker, deploy/imagetar), imports it into each runtime the
+// way an admin does on a node (containerd: `ctr -n k8s.io images import`,
+// as `kind load image-archive` does; CRI-O: skopeo into its
+// containers/storage), and runs `coreguard version` and `coreguard topology`
+// in containers started from it. COREGUARD_IMAGE_TAR names an already
+// built tarball instead.
 func TestImage(t *testing.T) {
-	harness.SkipIfUnavailable(t, harness.BinDir())
+	harness.SkipIfUnavailable(t, "")
 	tarPath := imageTar(t)
 	ref := imageRef(t, tarPath)
-	rt := harness.Start(t, harness.Options{})
+	forEachRuntime(t, func(t *testing.T, x expect) { testImage(t, x, tarPath, ref) })
+}
+
+func testImage(t *testing.T, x expect, tarPath, ref string) {
+	rt := startRuntime(t, x)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	t0 := time.Now()
-	importImage(ctx, t, rt, tarPath, ref)
+	if err := rt.ImportImage(ctx, tarPath, ref); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("imported %s in %v", ref, time.Since(t0).Round(time.Millisecond))
 
 	// What CRI sees of the image: root user, as the Dockerfile says.
@@ -124,7 +132,8 @@ func imageTar(t *testing.T) string {
 }
 
 // imageRef reads the name the tarball gives its image (index.json's
-// io.containerd.image.name, which ctr imports it as).
+// io.containerd.image.name, which ctr imports it as, and the harness names
+// it in CRI-O's storage).
 func imageRef(t *testing.T, tarPath string) string {
 	t.Helper()
 	f, err := os.Open(tarPath)
@@ -157,28 +166,6 @@ func imageRef(t *testing.T, tarPath string) string {
 			t.Fatal("index.json names no image (io.containerd.image.name)")
 		}
 		return ref
-	}
-}
-
-// importImage is what an admin runs on a node (and kind load does in its
-// nodes): ctr -n k8s.io images import. CRI learns about the image a moment
-// later.
-func importImage(ctx context.Context, t *testing.T, rt *harness.Runtime, tarPath, ref string) {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, filepath.Join(harness.BinDir(), "ctr"),
-		"--address", rt.Address, "--namespace", "k8s.io", "images", "import", tarPath)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ctr images import: %v\n%s", err, out)
-	} else {
-		t.Logf("ctr images import: %s", strings.TrimSpace(string(out)))
-	}
-	for {
-		if _, err := rt.ImageID(ctx, ref); err == nil {
-			return
-		} else if ctx.Err() != nil {
-			t.Fatalf("CRI never saw %s: %v", ref, err)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -11,18 +11,23 @@ import (
 )
 
 // TestRequiredPluginMissing checks the NRI part of the generated config:
-// the NRI socket is private and live, and the default validator rejects
-// containers while a required plugin is not connected, unless the pod
-// carries the toleration annotation.
+// the NRI socket is private and live, and a required plugin that is not
+// connected: containerd's default validator rejects containers unless the
+// pod carries the toleration annotation; CRI-O 1.34.0 has no validator,
+// accepts the configuration and creates them (expect.requiredPlugins).
 func TestRequiredPluginMissing(t *testing.T) {
+	forEachRuntime(t, testRequiredPluginMissing)
+}
+
+func testRequiredPluginMissing(t *testing.T, x expect) {
 	const tolerate = "e2e.coreguard.io/tolerate-missing-plugins"
-	rt := harness.Start(t, harness.Options{
+	rt := startRuntimeWith(t, x, harness.Options{
 		RequiredPlugins:                  []string{"coreguard"},
 		TolerateMissingPluginsAnnotation: tolerate,
 		PluginRequestTimeout:             500 * time.Millisecond,
 		PluginRegistrationTimeout:        time.Second,
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if fi, err := os.Stat(rt.NRISocket); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("NRI socket %s: %v %v", rt.NRISocket, fi, err)
@@ -33,10 +38,16 @@ func TestRequiredPluginMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = pod.CreateContainer(ctx, harness.ContainerOptions{})
-	if err == nil || !strings.Contains(err.Error(), "coreguard") {
+	switch {
+	case x.requiredPlugins && (err == nil || !strings.Contains(err.Error(), "coreguard")):
 		t.Fatalf("CreateContainer without the required plugin: err = %v, want a rejection naming it", err)
+	case x.requiredPlugins:
+		t.Logf("rejected as expected: %v", err)
+	case err != nil:
+		t.Fatalf("%s %s has no default validator, yet CreateContainer failed: %v", x.name, x.version, err)
+	default:
+		t.Logf("%s %s: created with required plugin coreguard absent (no default validator)", x.name, x.version)
 	}
-	t.Logf("rejected as expected: %v", err)
 
 	tolerated, err := rt.RunPod(ctx, harness.PodOptions{Annotations: map[string]string{tolerate: "true"}})
 	if err != nil {

@@ -13,11 +13,17 @@ import (
 // the runtime hands a (re)connecting plugin in Synchronize: the state
 // coreguard rebuilds itself from.
 type observer struct {
-	synced chan []*api.Container
+	synced chan synced
 }
 
-func (o *observer) Synchronize(_ context.Context, _ []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
-	o.synced <- ctrs
+// synced is what one Synchronize carried.
+type synced struct {
+	pods []*api.PodSandbox
+	ctrs []*api.Container
+}
+
+func (o *observer) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	o.synced <- synced{pods, ctrs}
 	return nil, nil
 }
 
@@ -27,10 +33,20 @@ func (o *observer) PostStartContainer(context.Context, *api.PodSandbox, *api.Con
 }
 
 // observeSync connects an observer to the runtime's NRI socket, returns
-// the containers of its Synchronize and disconnects.
+// the containers of its Synchronize by ID and disconnects.
 func observeSync(t *testing.T, socket string) map[string]*api.Container {
 	t.Helper()
-	o := &observer{synced: make(chan []*api.Container, 1)}
+	out := map[string]*api.Container{}
+	for _, c := range observeSyncAll(t, socket).ctrs {
+		out[c.GetId()] = c
+	}
+	return out
+}
+
+// observeSyncAll is observeSync returning pods and containers as listed.
+func observeSyncAll(t *testing.T, socket string) synced {
+	t.Helper()
+	o := &observer{synced: make(chan synced, 1)}
 	st, err := stub.New(o, stub.WithPluginName("observer"), stub.WithPluginIdx("90"), stub.WithSocketPath(socket))
 	if err != nil {
 		t.Fatal(err)
@@ -42,14 +58,10 @@ func observeSync(t *testing.T, socket string) map[string]*api.Container {
 	}
 	defer st.Stop()
 	select {
-	case ctrs := <-o.synced:
-		out := map[string]*api.Container{}
-		for _, c := range ctrs {
-			out[c.GetId()] = c
-		}
-		return out
+	case s := <-o.synced:
+		return s
 	case <-ctx.Done():
 		t.Fatal("observer plugin: no Synchronize within 10 s")
 	}
-	return nil
+	return synced{}
 }

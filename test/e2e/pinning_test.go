@@ -20,10 +20,14 @@ import (
 // pinned container empty the shared pool only while no shared container
 // runs, and then refuses shared containers until it ends.
 func TestOneCoreOddRequest(t *testing.T) {
+	forEachRuntime(t, testOneCoreOddRequest)
+}
+
+func testOneCoreOddRequest(t *testing.T, x expect) {
 	t.Run("round-up", func(t *testing.T) {
-		rt := startRuntime(t)
+		rt := startRuntime(t, x)
 		startCoreguard(t, rt, sysfsgen.TwoCPUsOneCore, "")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		c, err := tryRunPod(ctx, rt, "odd", guaranteed1)
 		if err != nil {
@@ -34,7 +38,7 @@ func TestOneCoreOddRequest(t *testing.T) {
 
 		// The shared pool is empty now: a shared container is refused.
 		_, err = tryRunPod(ctx, rt, "burstable", burstable)
-		if err == nil || !strings.Contains(err.Error(), `coreguard: container "main" in pod default/burstable: no CPU is left for containers without exclusive CPUs`) {
+		if err == nil || !strings.Contains(err.Error(), "desc = "+x.refusal+`coreguard: container "main" in pod default/burstable: no CPU is left for containers without exclusive CPUs`) {
 			t.Fatalf("burstable while the only core is pinned: err = %v, want coreguard's empty shared pool refusal", err)
 		}
 		t.Logf("refused as expected: %v", err)
@@ -44,14 +48,14 @@ func TestOneCoreOddRequest(t *testing.T) {
 		wantCPUs(ctx, t, b, "0-1")
 	})
 	t.Run("round-up, shared container running", func(t *testing.T) {
-		rt := startRuntime(t)
+		rt := startRuntime(t, x)
 		startCoreguard(t, rt, sysfsgen.TwoCPUsOneCore, "")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		b := runPod(ctx, t, rt, "burstable", burstable)
 		wantCPUs(ctx, t, b, "0-1")
 		_, err := tryRunPod(ctx, rt, "odd", guaranteed1)
-		if err == nil || !strings.Contains(err.Error(), "coreguard:") ||
+		if err == nil || !strings.Contains(err.Error(), "desc = "+x.refusal+"coreguard:") ||
 			!strings.Contains(err.Error(), "it would leave the shared pool without a CPU") {
 			t.Fatalf("Guaranteed cpu:1 while a shared container runs on the only core: err = %v, want coreguard's refusal to empty the shared pool", err)
 		}
@@ -59,12 +63,12 @@ func TestOneCoreOddRequest(t *testing.T) {
 		wantCPUs(ctx, t, b, "0-1")
 	})
 	t.Run("reject", func(t *testing.T) {
-		rt := startRuntime(t)
+		rt := startRuntime(t, x)
 		startCoreguard(t, rt, sysfsgen.TwoCPUsOneCore, "oddCPUs: reject\n")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		_, err := tryRunPod(ctx, rt, "odd", guaranteed1)
-		if err == nil || !strings.Contains(err.Error(), "coreguard:") || !strings.Contains(err.Error(), "SMT alignment error") {
+		if err == nil || !strings.Contains(err.Error(), "desc = "+x.refusal+"coreguard:") || !strings.Contains(err.Error(), "SMT alignment error") {
 			t.Fatalf("CreateContainer with oddCPUs: reject: err = %v, want coreguard's SMT alignment error", err)
 		}
 		t.Logf("refused as expected: %v", err)
@@ -75,9 +79,13 @@ func TestOneCoreOddRequest(t *testing.T) {
 // CPU 0 reserved. A running burstable container leaves CPU 1 to a
 // Guaranteed one and gets it back when that one ends.
 func TestSharedPoolShrinksAndGrows(t *testing.T) {
-	rt := startRuntime(t)
+	forEachRuntime(t, testSharedPoolShrinksAndGrows)
+}
+
+func testSharedPoolShrinksAndGrows(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
 	startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, `reservedSystemCPUs: "0"`)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	b := runPod(ctx, t, rt, "burstable", burstable)
@@ -98,7 +106,7 @@ func TestSharedPoolShrinksAndGrows(t *testing.T) {
 	waitCPUs(ctx, t, b, "0-1")
 }
 
-// wantAnnotation checks the container's OCI spec as created (containerd's
+// wantAnnotation checks the container's OCI spec as created (the runtime's
 // verbose status), where NRI adjustments land.
 func wantAnnotation(ctx context.Context, t *testing.T, c *harness.Container, key, want string) {
 	t.Helper()

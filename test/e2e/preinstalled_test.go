@@ -13,13 +13,17 @@ import (
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 )
 
-// TestPreinstalled is scenario (f): containerd itself starts coreguard
+// TestPreinstalled is scenario (f): the runtime itself starts coreguard
 // from its plugin dir as 10-coreguard and hands it 10-coreguard.conf.
 // CPU 1 going to the Guaranteed container shows the runtime's
 // configuration (CPU 0 reserved) is in force: without it coreguard would
 // pin the lowest free core, CPU 0.
 func TestPreinstalled(t *testing.T) {
-	rt := startRuntime(t)
+	forEachRuntime(t, testPreinstalled)
+}
+
+func testPreinstalled(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
 	bin, err := coreguard.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +47,7 @@ func TestPreinstalled(t *testing.T) {
 	if err := rt.InstallPlugin(harness.PluginFile{Name: "10-coreguard", Source: wrapper, Config: reserveCPU0 + "\n"}); err != nil {
 		t.Fatal(err)
 	}
-	// containerd launches pre-installed plugins when it starts.
+	// The runtime launches pre-installed plugins when it starts.
 	if err := rt.Restart(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +57,7 @@ func TestPreinstalled(t *testing.T) {
 		t.Errorf("coreguard did not report taking the runtime's configuration:\n%s", log)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	b := runPod(ctx, t, rt, "burstable", burstable)
 	wantCPUs(ctx, t, b, "0-1")
@@ -61,7 +65,7 @@ func TestPreinstalled(t *testing.T) {
 	wantCPUs(ctx, t, g, "1")
 	waitCPUs(ctx, t, b, "0")
 
-	// A pre-installed coreguard exits with its connection; containerd
+	// A pre-installed coreguard exits with its connection; the runtime
 	// starts a new one when it comes back, which resynchronizes.
 	if err := rt.Restart(); err != nil {
 		t.Fatal(err)
@@ -73,7 +77,7 @@ func TestPreinstalled(t *testing.T) {
 
 func waitLogSyncs(t *testing.T, logPath string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for coreguard.CountSyncs(logPath) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("pre-installed coreguard synchronized %d times, want %d:\n%s", coreguard.CountSyncs(logPath), n, tail(logPath, 40))

@@ -47,15 +47,19 @@ const reassertWait = 15 * time.Second
 // container is pinned to CPU 1.
 func TestQuotaModes(t *testing.T) {
 	buggy := kernelBuggy(t)
+	forEachRuntime(t, func(t *testing.T, x expect) { testQuotaModes(t, x, buggy) })
+}
+
+func testQuotaModes(t *testing.T, x expect, buggy bool) {
 	for _, mode := range []string{"keep", "auto", "clear"} {
 		t.Run(mode, func(t *testing.T) {
 			clears := mode == "clear" || (mode == "auto" && buggy)
 			if mode == "auto" {
 				t.Logf("running kernel buggy=%v: auto should behave like %s", buggy, map[bool]string{true: "clear", false: "keep"}[buggy])
 			}
-			rt := startRuntime(t)
+			rt := startRuntime(t, x)
 			cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, "reservedSystemCPUs: \"0\"\ncfsQuota: "+mode+"\n")
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 
 			b := runPod(ctx, t, rt, "burstable", burstable)
@@ -102,6 +106,10 @@ func TestQuotaModes(t *testing.T) {
 // without waiting for the re-assert). Pinned container in keep mode (pinned
 // ones never have quota) and burstable in clear mode.
 func TestQuotaKubeletWritesDoNotStick(t *testing.T) {
+	forEachRuntime(t, testQuotaKubeletWritesDoNotStick)
+}
+
+func testQuotaKubeletWritesDoNotStick(t *testing.T, x expect) {
 	for _, tc := range []struct {
 		name, mode string
 		res        harness.Resources
@@ -111,9 +119,9 @@ func TestQuotaKubeletWritesDoNotStick(t *testing.T) {
 		{"burstable, clear", "clear", burstable, "0-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rt := startRuntime(t)
+			rt := startRuntime(t, x)
 			cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, "reservedSystemCPUs: \"0\"\ncfsQuota: "+tc.mode+"\n")
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			c := runPod(ctx, t, rt, "quota", tc.res)
 			wantCPUs(ctx, t, c, tc.cpus)
@@ -168,7 +176,11 @@ func TestQuotaKubeletWritesDoNotStick(t *testing.T) {
 // start and is never throttled, at container or pod level, while using far
 // more CPU than the limit allowed.
 func TestThrottlingStopsWhenQuotaCleared(t *testing.T) {
-	rt := startRuntime(t)
+	forEachRuntime(t, testThrottlingStopsWhenQuotaCleared)
+}
+
+func testThrottlingStopsWhenQuotaCleared(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
 	bin, err := coreguard.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +190,7 @@ func TestThrottlingStopsWhenQuotaCleared(t *testing.T) {
 		return startCoreguardWith(t, coreguard.Options{Socket: rt.NRISocket, SysfsRoot: topo,
 			Config: "cfsQuota: " + mode + "\n", Dir: t.TempDir(), MetricsAddress: "127.0.0.1:0"})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	limit := harness.MilliCPUToQuota(burner.CPULimit, harness.CFSPeriod)
 
@@ -206,7 +218,7 @@ func TestThrottlingStopsWhenQuotaCleared(t *testing.T) {
 	}
 
 	// coreguard restarted with clear: Synchronize lifts the running
-	// container's quota (an update containerd applies after the answer)
+	// container's quota (an update the runtime applies after the answer)
 	// and its pod's.
 	cg.Kill()
 	cg = start("clear")
@@ -264,7 +276,6 @@ func TestThrottlingStopsWhenQuotaCleared(t *testing.T) {
 // verdict, which decides what cfsQuota: auto does.
 func kernelBuggy(t *testing.T) bool {
 	t.Helper()
-	harness.SkipIfUnavailable(t, harness.BinDir())
 	bin, err := coreguard.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +327,7 @@ func wantQuota(ctx context.Context, t *testing.T, c *harness.Container, want int
 }
 
 // waitQuota polls the container's quota until it is want (an update
-// containerd applies after coreguard answers).
+// the runtime applies after coreguard answers).
 func waitQuota(ctx context.Context, t *testing.T, c *harness.Container, want int64, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)

@@ -17,9 +17,13 @@ const reserveCPU0 = `reservedSystemCPUs: "0"`
 // what the runtime reports in Synchronize, so the pinned container keeps
 // CPU 1 and nothing else is given it.
 func TestPluginRestartKeepsState(t *testing.T) {
-	rt := startRuntime(t)
+	forEachRuntime(t, testPluginRestartKeepsState)
+}
+
+func testPluginRestartKeepsState(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
 	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	b := runPod(ctx, t, rt, "burstable", burstable)
@@ -57,20 +61,24 @@ func TestPluginRestartKeepsState(t *testing.T) {
 	wantCPUs(ctx, t, b, "0")
 
 	_, err := tryRunPod(ctx, rt, "guaranteed-2", guaranteed1)
-	if err == nil || !strings.Contains(err.Error(), "coreguard:") || !strings.Contains(err.Error(), "exclusive CPUs") {
+	if err == nil || !strings.Contains(err.Error(), "desc = "+x.refusal+"coreguard:") || !strings.Contains(err.Error(), "exclusive CPUs") {
 		t.Fatalf("second Guaranteed cpu:1 after the restart: err = %v, want coreguard's refusal (CPU 1 is taken, CPU 0 reserved)", err)
 	}
 	t.Logf("refused as expected: %v", err)
 	wantCPUs(ctx, t, g, "1")
 }
 
-// TestRuntimeRestartReconnects is scenario (d): containerd restarts under
+// TestRuntimeRestartReconnects is scenario (d): the runtime restarts under
 // a running coreguard, which reconnects by itself, resynchronizes, and
 // keeps pinning and releasing as before.
 func TestRuntimeRestartReconnects(t *testing.T) {
-	rt := startRuntime(t)
+	forEachRuntime(t, testRuntimeRestartReconnects)
+}
+
+func testRuntimeRestartReconnects(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
 	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	b := runPod(ctx, t, rt, "burstable", burstable)
@@ -83,10 +91,10 @@ func TestRuntimeRestartReconnects(t *testing.T) {
 	if err := rt.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if err := cg.WaitSyncs(syncs+1, 15*time.Second); err != nil {
+	if err := cg.WaitSyncs(syncs+1, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("containerd restarted; coreguard reconnected and synchronized %v after the restart began", time.Since(t0).Round(time.Millisecond))
+	t.Logf("%s restarted; coreguard reconnected and synchronized %v after the restart began", x.name, time.Since(t0).Round(time.Millisecond))
 	if cg.Pid() != pid || !cg.Running() {
 		t.Fatalf("coreguard process changed or exited (pid %d -> %d)", pid, cg.Pid())
 	}

@@ -12,13 +12,28 @@ import (
 	"github.com/coreguard/coreguard/test/e2e/harness"
 )
 
-// TestSmoke runs a Guaranteed and a Burstable pod on a real containerd and
-// checks that the kernel enforces what CRI asked for, then that teardown
-// leaves nothing behind. It is the baseline the NRI plugin tests build on.
+// TestSmoke runs a Guaranteed and a Burstable pod on each real runtime
+// and checks that the kernel enforces what CRI asked for, then that
+// teardown leaves nothing behind. It is the baseline the NRI plugin tests
+// build on, and it checks the runtime versions README.md lists as tested.
 func TestSmoke(t *testing.T) {
-	rt := harness.Start(t, harness.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	forEachRuntime(t, testSmoke)
+}
+
+func testSmoke(t *testing.T, x expect) {
+	harness.SkipIfRuntimeUnavailable(t, x.runtime, "")
+	rt := harness.Start(t, harness.Options{Runtime: x.runtime})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	v, err := rt.Version(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("runtime %s %s (CRI %s)", v.RuntimeName, v.RuntimeVersion, v.RuntimeApiVersion)
+	if v.RuntimeName != x.name || v.RuntimeVersion != x.version {
+		t.Errorf("runtime %s %s, want %s %s (the version README.md lists as tested; update both with the install script)",
+			v.RuntimeName, v.RuntimeVersion, x.name, x.version)
+	}
 	mode, err := harness.DetectCgroupMode()
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +196,7 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 
-	// Pods and containers survive a containerd restart; CRI answers again.
+	// Pods and containers survive a runtime restart; CRI answers again.
 	t.Run("Restart", func(t *testing.T) {
 		res := harness.Resources{CPULimit: 200, MemLimit: 32 << 20}
 		c := runOne(ctx, t, rt, res, nil)
@@ -192,7 +207,7 @@ func TestSmoke(t *testing.T) {
 		}
 		t.Logf("restart took %v", time.Since(t0).Round(time.Millisecond))
 		if rt.PID() == before {
-			t.Errorf("containerd pid unchanged after restart")
+			t.Errorf("%s pid unchanged after restart", x.name)
 		}
 		st, err := c.Status(ctx)
 		if err != nil {
@@ -213,7 +228,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("left behind after teardown:\n%s", strings.Join(left, "\n"))
 	}
 	if err := syscall.Kill(pid, 0); err == nil {
-		t.Errorf("containerd pid %d still alive", pid)
+		t.Errorf("%s pid %d still alive", x.name, pid)
 	}
 }
 

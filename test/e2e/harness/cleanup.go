@@ -24,7 +24,7 @@ func (r *Runtime) cleanup() {
 }
 
 // Close tears everything down: pods and containers through CRI (like kubelet
-// would), containerd, leftover shims, plugins and container processes, the
+// would), the runtime, leftover shims (conmon), plugins and container processes, the
 // test's cgroups, mounts under Dir, and Dir. It is idempotent.
 func (r *Runtime) Close() error {
 	if r.closed {
@@ -36,7 +36,7 @@ func (r *Runtime) Close() error {
 	}
 	var errs []error
 	if r.PID() == 0 && r.started && r.Conn != nil {
-		// The test left containerd stopped: start it so CRI removes pods.
+		// The test left the runtime stopped: start it so CRI removes pods.
 		if err := r.start(); err != nil {
 			errs = append(errs, fmt.Errorf("restart for teardown: %w", err))
 		}
@@ -79,7 +79,7 @@ func (r *Runtime) RemoveAllPods(ctx context.Context) error {
 }
 
 // ProcessesUsing lists pids whose command line mentions dir: shims (their
-// -address), pre-installed NRI plugins, containerd itself.
+// -address), conmon, pre-installed NRI plugins, the runtime itself.
 func ProcessesUsing(dir string) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
@@ -101,18 +101,20 @@ func ProcessesUsing(dir string) []int {
 }
 
 func killMatching(dir string) error {
-	pids := ProcessesUsing(dir)
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(ProcessesUsing(dir)) == 0 {
+	for {
+		pids := ProcessesUsing(dir)
+		if len(pids) == 0 {
 			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes using %s survive SIGKILL: %v", dir, pids)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("processes using %s survive SIGKILL: %v", dir, ProcessesUsing(dir))
 }
 
 // CgroupTree lists the directories of root and below in every hierarchy.

@@ -68,7 +68,7 @@ func renderConfig(p paths, o Options) string {
 	w("")
 	w("[grpc]\n  address = %s", q(p.Address))
 	w("[ttrpc]\n  address = %s", q(p.Address+".ttrpc"))
-	w("[debug]\n  level = \"info\"")
+	w("[debug]\n  level = %s", q(o.LogLevel))
 	w("")
 	w("[plugins.'io.containerd.internal.v1.opt']\n  path = %s", q(p.Opt))
 	w("[plugins.'io.containerd.image-verifier.v1.bindir']\n  bin_dir = %s", q(p.Opt+"/image-verifier/bin"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -43,19 +42,22 @@ func imagesTarball() (string, error) {
 	return imagesPath, imagesErr
 }
 
-// importImages loads the tarball into the CRI namespace with ctr (which
-// also unpacks it for the overlayfs snapshotter CRI uses).
-func (r *Runtime) importImages(tarPath string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(r.opts.BinDir, "ctr"),
-		"--address", r.p.Address, "--namespace", "k8s.io", "images", "import", tarPath)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("ctr images import %s: %v\n%s", tarPath, err, out)
+// ImportImage makes the images of an OCI layout tarball (named by
+// io.containerd.image.name annotations, as deploy/imagetar and the test
+// images write them) known to the running runtime, the way an admin loads
+// an image on a node: containerd with `ctr -n k8s.io images import`, CRI-O
+// with skopeo into its containers/storage. It waits until CRI resolves refs.
+func (r *Runtime) ImportImage(ctx context.Context, tarPath string, refs ...string) error {
+	if err := r.b.importTarball(ctx, r, tarPath); err != nil {
+		return err
 	}
-	// CRI learns about imported images from containerd events, a moment
-	// after ctr returns: poll until it knows both.
-	for _, ref := range []string{WorkloadImage, PauseImage} {
+	return r.waitImages(ctx, refs...)
+}
+
+// waitImages polls CRI until it resolves every ref: containerd's CRI
+// learns about imported images from events, a moment after ctr returns.
+func (r *Runtime) waitImages(ctx context.Context, refs ...string) error {
+	for _, ref := range refs {
 		for {
 			_, err := r.ImageID(ctx, ref)
 			if err == nil {

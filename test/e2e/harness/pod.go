@@ -115,7 +115,7 @@ func (r *Runtime) PodConfig(o PodOptions) (*runtimeapi.PodSandboxConfig, QoS) {
 	return &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: o.Name, Uid: o.UID, Namespace: o.Namespace},
 		Hostname:     hostname,
-		LogDirectory: filepath.Join(r.p.PodLogs, o.Namespace+"_"+o.Name+"_"+o.UID),
+		LogDirectory: filepath.Join(r.PodLogDir, o.Namespace+"_"+o.Name+"_"+o.UID),
 		Labels:       labels,
 		Annotations:  ann,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{

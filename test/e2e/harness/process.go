@@ -2,11 +2,8 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -14,23 +11,18 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// start launches containerd and waits until CRI reports the runtime ready.
+// start launches the runtime and waits until CRI reports it ready.
 func (r *Runtime) start() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.cmd != nil {
-		return errors.New("containerd already running")
+		return fmt.Errorf("%s already running", r.b.name())
 	}
-	fmt.Fprintf(r.log, "\n===== harness: starting containerd %s =====\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(filepath.Join(r.opts.BinDir, "containerd"), "--config", r.p.Config)
-	// containerd finds containerd-shim-runc-v2 (and the shim runc) in PATH.
-	cmd.Env = append(os.Environ(), "PATH="+r.opts.BinDir+":"+os.Getenv("PATH"))
+	fmt.Fprintf(r.log, "\n===== harness: starting %s %s =====\n", r.b.name(), time.Now().Format(time.RFC3339Nano))
+	cmd := r.b.command(r)
 	cmd.Stdout, cmd.Stderr = r.log, r.log
-	if r.opts.OwnProcessGroup {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start containerd: %w", err)
+		return fmt.Errorf("start %s: %w", r.b.name(), err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
@@ -48,13 +40,13 @@ func (r *Runtime) waitReady(done <-chan struct{}) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-done:
-			return fmt.Errorf("containerd exited during startup: %s\n%s", r.cmd.ProcessState, r.LogTail(30))
+			return fmt.Errorf("%s exited during startup: %s\n%s", r.b.name(), r.cmd.ProcessState, r.LogTail(30))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		st, err := r.CRI.Status(ctx, &runtimeapi.StatusRequest{})
 		cancel()
-		if err == nil && runtimeReady(st) {
+		if err == nil && runtimeReady(st, !r.opts.NoCNI) {
 			return nil
 		}
 		last = err
@@ -66,28 +58,34 @@ func (r *Runtime) waitReady(done <-chan struct{}) error {
 	return fmt.Errorf("CRI not ready after %v (last error: %v)\n%s", r.opts.StartTimeout, last, r.LogTail(30))
 }
 
-// runtimeReady: RuntimeReady and NetworkReady (the CNI config is loaded;
-// without it every pod that is not host-network fails to start).
-func runtimeReady(st *runtimeapi.StatusResponse) bool {
+// runtimeReady: RuntimeReady and, when network is set, NetworkReady (the
+// CNI config is loaded; without it every pod that is not host-network fails
+// to start).
+func runtimeReady(st *runtimeapi.StatusResponse, network bool) bool {
 	ready := map[string]bool{}
 	for _, c := range st.GetStatus().GetConditions() {
 		ready[c.Type] = c.Status
 	}
-	return ready[runtimeapi.RuntimeReady] && ready[runtimeapi.NetworkReady]
+	return ready[runtimeapi.RuntimeReady] && (!network || ready[runtimeapi.NetworkReady])
 }
 
-// version asks the running containerd for its version through CRI.
+// Version asks the running runtime for its name and version through CRI
+// (RuntimeName "containerd" / "cri-o").
+func (r *Runtime) Version(ctx context.Context) (*runtimeapi.VersionResponse, error) {
+	return r.CRI.Version(ctx, &runtimeapi.VersionRequest{})
+}
+
 func (r *Runtime) version() string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	v, err := r.CRI.Version(ctx, &runtimeapi.VersionRequest{})
+	v, err := r.Version(ctx)
 	if err != nil {
-		return "containerd (version unknown: " + err.Error() + ")"
+		return r.b.name() + " (version unknown: " + err.Error() + ")"
 	}
 	return v.RuntimeName + " " + v.RuntimeVersion
 }
 
-// PID of the running containerd, 0 when stopped.
+// PID of the running runtime, 0 when stopped.
 func (r *Runtime) PID() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -97,13 +95,13 @@ func (r *Runtime) PID() int {
 	return r.cmd.Process.Pid
 }
 
-// Stop terminates containerd (SIGTERM, SIGKILL after 10 s). Shims and
-// containers keep running, as on a real node when containerd restarts.
+// Stop terminates the runtime (SIGTERM, SIGKILL after 10 s). Shims (conmon)
+// and containers keep running, as on a real node when the runtime restarts.
 func (r *Runtime) Stop() error {
 	return r.stop(syscall.SIGTERM)
 }
 
-// Kill stops containerd with SIGKILL (a crash, as far as plugins can tell).
+// Kill stops the runtime with SIGKILL (a crash, as far as plugins can tell).
 func (r *Runtime) Kill() error {
 	return r.stop(syscall.SIGKILL)
 }
@@ -121,12 +119,12 @@ func (r *Runtime) stop(sig syscall.Signal) error {
 		_ = r.cmd.Process.Kill()
 		<-r.done
 	}
-	fmt.Fprintf(r.log, "\n===== harness: containerd stopped (%s) =====\n", r.cmd.ProcessState)
+	fmt.Fprintf(r.log, "\n===== harness: %s stopped (%s) =====\n", r.b.name(), r.cmd.ProcessState)
 	r.cmd, r.done = nil, nil
 	return nil
 }
 
-// Restart stops containerd and starts it again with the same config and
+// Restart stops the runtime and starts it again with the same config and
 // state; pods and containers survive, NRI plugins must reconnect.
 func (r *Runtime) Restart() error {
 	if err := r.Stop(); err != nil {
@@ -135,18 +133,18 @@ func (r *Runtime) Restart() error {
 	return r.start()
 }
 
-// Start starts containerd again after Stop or Kill.
+// Start starts the runtime again after Stop or Kill.
 func (r *Runtime) Start() error { return r.start() }
 
-// LogTail returns the last n lines of containerd's log.
+// LogTail returns the last n lines of the runtime's log.
 func (r *Runtime) LogTail(n int) string {
-	b, err := os.ReadFile(r.p.Log)
+	b, err := os.ReadFile(r.LogPath)
 	if err != nil {
-		return "(no containerd log: " + err.Error() + ")"
+		return "(no " + r.b.name() + " log: " + err.Error() + ")"
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return "----- containerd log tail (" + r.p.Log + ") -----\n" + strings.Join(lines, "\n")
+	return "----- " + r.b.name() + " log tail (" + r.LogPath + ") -----\n" + strings.Join(lines, "\n")
 }

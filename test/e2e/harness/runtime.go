@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,22 +17,30 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Runtime is one running private containerd.
+// Runtime is one running private containerd or CRI-O.
 type Runtime struct {
 	t    testing.TB // nil when made by Launch
 	logf func(format string, args ...any)
 	opts Options
-	p    paths
+	b    backend
+
+	// Kind is Options.Runtime: Containerd or CRIO.
+	Kind string
 
 	// Paths a plugin or test may need.
 	Dir              string // temp root of everything below
-	Address          string // containerd/CRI gRPC socket
+	Address          string // CRI gRPC socket (containerd's also serves its own API)
 	NRISocket        string // dial this to connect an external NRI plugin
 	PluginPath       string // pre-installed NRI plugins
 	PluginConfigPath string // their configs
-	ConfigPath       string
-	LogPath          string // containerd's stdout+stderr
-	CgroupRoot       string // kubelet's "kubepods" for this runtime, e.g. "/cgtest-1a2b3c"
+	ConfigPath       string // config.toml or crio.conf
+	ConfigDir        string // CRI-O's --config-dir (drop-ins); "" for containerd
+	LogPath          string // the runtime's stdout+stderr
+	PodLogDir        string // pods' LogDirectory is made under it
+	// NamespacesDir is CRI-O's namespaces_dir, where pinns pins pod
+	// namespaces (netns/<id>, ipcns/<id>, ...); "" for containerd.
+	NamespacesDir string
+	CgroupRoot    string // kubelet's "kubepods" for this runtime, e.g. "/cgtest-1a2b3c"
 
 	Conn   *grpc.ClientConn
 	CRI    runtimeapi.RuntimeServiceClient
@@ -41,17 +50,40 @@ type Runtime struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when cmd exits
 	log     *os.File
-	started bool // containerd came up at least once
+	started bool // the runtime came up at least once
 	closed  bool
 }
 
-// Start writes a private config, starts containerd, waits for CRI and
-// imports the test images. Cleanup (pods, containerd, shims, cgroups, mounts,
-// dirs) is registered on t. It skips t when root or the binaries are missing.
+// backend is what differs between runtimes.
+type backend interface {
+	// name for messages: "containerd", "CRI-O".
+	name() string
+	// tempPrefix names Dir ("/tmp/cgNNNN", "/tmp/coNNNN"); cgroupPrefix
+	// the default CgroupRoot ("/cgtest-NNNN", "/cgcrio-NNNN").
+	tempPrefix() string
+	cgroupPrefix() string
+	// layout sets the Runtime's exported paths for dir.
+	layout(r *Runtime)
+	// prepare makes the private dirs and writes the configuration.
+	prepare(r *Runtime) error
+	// command is the runtime's command line and environment.
+	command(r *Runtime) *exec.Cmd
+	// importsBeforeStart: CRI-O's images are copied into its storage
+	// before it starts; containerd's are imported through it.
+	importsBeforeStart() bool
+	// importTarball makes the images of an OCI layout tarball known to the
+	// runtime's image store.
+	importTarball(ctx context.Context, r *Runtime, tarPath string) error
+}
+
+// Start writes a private config, starts the runtime (Options.Runtime,
+// default containerd), waits for CRI and imports the test images. Cleanup
+// (pods, the runtime, shims or conmon, cgroups, mounts, dirs) is registered
+// on t. It skips t when root or the binaries are missing.
 func Start(t testing.TB, opts Options) *Runtime {
 	t.Helper()
 	opts.defaults()
-	SkipIfUnavailable(t, opts.BinDir)
+	SkipIfRuntimeUnavailable(t, opts.Runtime, opts.BinDir)
 	r, err := launch(opts, t, t.Logf)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
@@ -64,8 +96,8 @@ func Start(t testing.TB, opts Options) *Runtime {
 // must Close the Runtime. logf may be nil.
 func Launch(opts Options, logf func(format string, args ...any)) (*Runtime, error) {
 	opts.defaults()
-	if why := Missing(opts.BinDir); why != "" {
-		return nil, fmt.Errorf("cannot start containerd: %s", why)
+	if why := MissingFor(opts.Runtime, opts.BinDir); why != "" {
+		return nil, fmt.Errorf("cannot start %s: %s", opts.Runtime, why)
 	}
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -84,17 +116,27 @@ func Launch(opts Options, logf func(format string, args ...any)) (*Runtime, erro
 // as a cleanup as soon as there is something to tear down; without one the
 // Runtime is returned with the error so the caller can Close it.
 func launch(opts Options, t testing.TB, logf func(string, ...any)) (*Runtime, error) {
-	dir, err := os.MkdirTemp(shortTempDir(), "cg")
+	var b backend
+	switch opts.Runtime {
+	case Containerd:
+		b = &containerdBackend{}
+		if opts.NoCNI || len(opts.DropIns) > 0 {
+			return nil, errors.New("Options.NoCNI and Options.DropIns are for CRI-O only")
+		}
+	case CRIO:
+		b = &crioBackend{}
+	default:
+		return nil, fmt.Errorf("unknown runtime %q (want %q or %q)", opts.Runtime, Containerd, CRIO)
+	}
+	dir, err := os.MkdirTemp(shortTempDir(), b.tempPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	r := &Runtime{t: t, logf: logf, opts: opts, p: newPaths(dir)}
-	r.Dir, r.Address, r.NRISocket = dir, r.p.Address, r.p.NRISocket
-	r.PluginPath, r.PluginConfigPath = r.p.PluginPath, r.p.PluginConfigPath
-	r.ConfigPath, r.LogPath = r.p.Config, r.p.Log
+	r := &Runtime{t: t, logf: logf, opts: opts, b: b, Kind: opts.Runtime, Dir: dir}
+	b.layout(r)
 	r.CgroupRoot = opts.CgroupRoot
 	if r.CgroupRoot == "" {
-		r.CgroupRoot = "/cgtest-" + filepath.Base(dir)[2:]
+		r.CgroupRoot = b.cgroupPrefix() + filepath.Base(dir)[len(b.tempPrefix()):]
 	}
 	if t != nil {
 		t.Cleanup(r.cleanup)
@@ -110,32 +152,53 @@ func launch(opts Options, t testing.TB, logf func(string, ...any)) (*Runtime, er
 	if err := r.connect(); err != nil {
 		return r, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if b.importsBeforeStart() {
+		t0 := time.Now()
+		if err := b.importTarball(ctx, r, tarPath); err != nil {
+			return r, err
+		}
+		logf("harness: images copied into %s's storage in %v", b.name(), time.Since(t0).Round(time.Millisecond))
+	}
 	t0 := time.Now()
 	if err := r.start(); err != nil {
 		return r, err
 	}
 	logf("harness: %s up, CRI answering after %v (dir %s)", r.version(), time.Since(t0).Round(time.Millisecond), dir)
 	t0 = time.Now()
-	if err := r.importImages(tarPath); err != nil {
+	if !b.importsBeforeStart() {
+		if err := b.importTarball(ctx, r, tarPath); err != nil {
+			return r, err
+		}
+	}
+	if err := r.waitImages(ctx, WorkloadImage, PauseImage); err != nil {
 		return r, err
 	}
-	logf("harness: images imported in %v", time.Since(t0).Round(time.Millisecond))
+	logf("harness: images known to CRI after %v", time.Since(t0).Round(time.Millisecond))
 	return r, nil
 }
 
-// SkipIfUnavailable skips t loudly (also on stderr) when the e2e
-// prerequisites are missing; with COREGUARD_E2E_REQUIRED=1 (CI) it fails
-// instead, so a broken setup cannot pass as skipped.
+// SkipIfUnavailable skips t loudly (also on stderr) when the containerd
+// e2e prerequisites are missing; with COREGUARD_E2E_REQUIRED=1 (CI) it
+// fails instead, so a broken setup cannot pass as skipped.
 func SkipIfUnavailable(t testing.TB, binDir string) {
 	t.Helper()
-	why := Missing(binDir)
+	SkipIfRuntimeUnavailable(t, Containerd, binDir)
+}
+
+// SkipIfRuntimeUnavailable is SkipIfUnavailable for runtime (Containerd or
+// CRIO); binDir "" means BinDirFor(runtime).
+func SkipIfRuntimeUnavailable(t testing.TB, runtime, binDir string) {
+	t.Helper()
+	why := MissingFor(runtime, binDir)
 	if why == "" {
 		return
 	}
 	if os.Getenv("COREGUARD_E2E_REQUIRED") == "1" {
-		t.Fatalf("coreguard e2e prerequisites missing and COREGUARD_E2E_REQUIRED=1: %s", why)
+		t.Fatalf("coreguard %s e2e prerequisites missing and COREGUARD_E2E_REQUIRED=1: %s", runtime, why)
 	}
-	msg := "SKIPPING coreguard e2e test " + t.Name() + ": " + why
+	msg := "SKIPPING coreguard " + runtime + " e2e test " + t.Name() + ": " + why
 	fmt.Fprintln(os.Stderr, "\n*** "+msg+" ***")
 	t.Skip(msg)
 }
@@ -149,27 +212,20 @@ func shortTempDir() string {
 }
 
 func (r *Runtime) prepare() error {
-	for _, d := range []string{r.p.Root, r.p.State, r.p.Temp, r.p.PluginPath, r.p.PluginConfigPath,
-		r.p.ShimSockets, r.p.RuncRoot, r.p.Opt, r.p.CNIConf, r.p.PodLogs} {
+	for _, d := range []string{r.PluginPath, r.PluginConfigPath, r.PodLogDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	if len(r.p.ShimSockets) > 42 {
-		return fmt.Errorf("shim socket_dir %q longer than 42 characters", r.p.ShimSockets)
+	if err := r.b.prepare(r); err != nil {
+		return err
 	}
 	for _, pl := range r.opts.Plugins {
 		if err := r.InstallPlugin(pl); err != nil {
 			return err
 		}
 	}
-	if err := writeCNIConfig(r.p.CNIConf); err != nil {
-		return err
-	}
-	if err := os.WriteFile(r.p.Config, []byte(renderConfig(r.p, r.opts)), 0o644); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(r.p.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(r.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -178,18 +234,18 @@ func (r *Runtime) prepare() error {
 }
 
 // InstallPlugin copies a pre-installed NRI plugin (and its config) into the
-// plugin dirs. containerd only launches plugins found at its start, so call
-// it before Start (Options.Plugins) or before Restart.
+// plugin dirs. The runtimes launch only plugins found at their start, so
+// call it before Start (Options.Plugins) or before Restart.
 func (r *Runtime) InstallPlugin(pl PluginFile) error {
 	data, err := os.ReadFile(pl.Source)
 	if err != nil {
 		return fmt.Errorf("plugin %s: %w", pl.Name, err)
 	}
-	if err := os.WriteFile(filepath.Join(r.p.PluginPath, pl.Name), data, 0o755); err != nil {
+	if err := os.WriteFile(filepath.Join(r.PluginPath, pl.Name), data, 0o755); err != nil {
 		return fmt.Errorf("plugin %s: %w", pl.Name, err)
 	}
 	if pl.Config != "" {
-		if err := os.WriteFile(filepath.Join(r.p.PluginConfigPath, pl.Name+".conf"), []byte(pl.Config), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(r.PluginConfigPath, pl.Name+".conf"), []byte(pl.Config), 0o644); err != nil {
 			return fmt.Errorf("plugin %s config: %w", pl.Name, err)
 		}
 	}
@@ -199,14 +255,14 @@ func (r *Runtime) InstallPlugin(pl PluginFile) error {
 // connect makes the gRPC client once; it reconnects by itself across
 // Restart. The short backoff avoids gRPC's ~1 s first-retry delay.
 func (r *Runtime) connect() error {
-	conn, err := grpc.NewClient("unix://"+r.p.Address,
+	conn, err := grpc.NewClient("unix://"+r.Address,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.5, MaxDelay: 200 * time.Millisecond},
 			MinConnectTimeout: time.Second,
 		}))
 	if err != nil {
-		return fmt.Errorf("grpc client for %s: %w", r.p.Address, err)
+		return fmt.Errorf("grpc client for %s: %w", r.Address, err)
 	}
 	r.Conn = conn
 	r.CRI = runtimeapi.NewRuntimeServiceClient(conn)
