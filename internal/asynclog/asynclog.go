@@ -14,13 +14,7 @@ var (
 // When the queue is full, f runs at once instead (ahead of what is queued):
 // a log line may come early but is never dropped.
 func Go(f func()) {
-	once.Do(func() {
-		go func() {
-			for f := range queue {
-				f()
-			}
-		}()
-	})
+	start()
 	select {
 	case queue <- f:
 	default:
@@ -29,8 +23,20 @@ func Go(f func()) {
 }
 
 // Flush waits until everything queued before it has run (tests, exit).
+// Its marker waits for room in the queue rather than running at once.
 func Flush() {
+	start()
 	done := make(chan struct{})
-	Go(func() { close(done) })
+	queue <- func() { close(done) }
 	<-done
+}
+
+func start() {
+	once.Do(func() {
+		go func() {
+			for f := range queue {
+				f()
+			}
+		}()
+	})
 }
