@@ -67,10 +67,11 @@ e2e-node: image-tar ## coreguard under a real kubelet, checked with client-go (r
 	  $(GO) test -count=1 -v -timeout 20m ./test/node/...
 
 # Under check nothing may skip: missing fixtures or a missing runtime fail.
-check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests
+check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests on containerd, CRI-O and a kubelet
 	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 $(MAKE) test
 	$(MAKE) bench-smoke
 	COREGUARD_E2E_REQUIRED=1 $(MAKE) e2e
+	$(MAKE) e2e-node
 
 demo: build ## the main job (root): private containerd + NRI + coreguard, a few pods, what each got
 	@if [ "$$(id -u)" != 0 ]; then echo "make demo must run as root: it starts a private containerd and writes cgroups. Try: sudo make demo" >&2; exit 1; fi

@@ -1,0 +1,267 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreguard/coreguard/test/e2e/coreguard"
+	"github.com/coreguard/coreguard/test/e2e/harness"
+	"github.com/coreguard/coreguard/test/node/cluster"
+	"github.com/coreguard/coreguard/topology/sysfsgen"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// repoRoot is the module root (tests run in test/node).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	abs, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// TestNodePreinstalled installs coreguard the way `make install` does (the
+// binary as NN-coreguard in the runtime's NRI plugin dir, deploy/nri's
+// configuration beside it): containerd starts it. On one core of two
+// threads (2cpu-1core, CPUs 0 and 1), a Guaranteed `cpu: 1` pod, which
+// kubelet's full-pcpus-only refuses, runs on the whole core with no quota.
+func TestNodePreinstalled(t *testing.T) {
+	skipIfUnavailable(t)
+	bin, err := coreguard.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy/nri/10-coreguard.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "coreguard.log")
+	wrapper := filepath.Join(dir, "coreguard-wrapper")
+	if err := coreguard.WriteWrapper(wrapper, bin, topologyDir(t, sysfsgen.TwoCPUsOneCore), logPath); err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, cluster.Options{Runtime: harness.Options{
+		Plugins: []harness.PluginFile{{Name: "10-coreguard", Source: wrapper, Config: string(conf)}},
+	}})
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("coreguard log:\n%s", b)
+		}
+	})
+	if n := coreguard.CountSyncs(logPath); n < 1 {
+		t.Fatalf("pre-installed coreguard has not synchronized with containerd (log %s)", logPath)
+	}
+
+	createPod(t, c, guaranteed("odd", "1"))
+	p := waitRunning(t, c, "default", "odd")
+	waitCpus(t, c, p, "0-1")
+	if q := containerCPU(t, c, p).Quota; q != -1 {
+		t.Errorf("odd container cpu.cfs_quota_us = %d, want -1", q)
+	}
+	// cfsQuota: auto, but a pinned pod runs without quota in every mode.
+	waitPodQuota(t, c, p, -1, 12*time.Second)
+
+	createPod(t, c, podSpec{name: "priv", privileged: true})
+	msg := waitCreateContainerError(t, c, "default", "priv")
+	if !strings.Contains(msg, "coreguard") || !strings.Contains(msg, "privileged") {
+		t.Errorf("privileged pod: CreateContainerError %q, want coreguard's refusal", msg)
+	}
+	deletePod(t, c, "default", "odd")
+}
+
+// imageTar returns the coreguard image tarball `make image-tar` writes
+// ($COREGUARD_IMAGE_TAR, else _output/coreguard-image.tar), building it
+// with deploy/imagetar when absent.
+func imageTar(t *testing.T, image, tag string) string {
+	t.Helper()
+	if p := os.Getenv("COREGUARD_IMAGE_TAR"); p != "" {
+		return p
+	}
+	p := filepath.Join(repoRoot(t), "_output/coreguard-image.tar")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	bin, err := coreguard.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = filepath.Join(t.TempDir(), "coreguard-image.tar")
+	cmd := exec.Command("go", "run", "./deploy/imagetar", "--binary", bin, "--image", image, "--tag", tag, "-o", p)
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build image tarball: %v\n%s", err, out)
+	}
+	return p
+}
+
+var imageLine = regexp.MustCompile(`(?m)^\s*image:\s*(\S+):(\S+)\s*$`)
+
+// TestNodeDaemonSet deploys coreguard from deploy/kubernetes/base with
+// `kubectl apply -k` (through an overlay pointing the DaemonSet's host
+// paths at this test's containerd and generated topology, and setting
+// reservedSystemCPUs and a metrics port in the ConfigMap), its image
+// imported from the image tarball.
+func TestNodeDaemonSet(t *testing.T) {
+	c := startCluster(t, cluster.Options{})
+	root := repoRoot(t)
+	base := filepath.Join(root, "deploy/kubernetes/base")
+	ds, err := os.ReadFile(filepath.Join(base, "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := imageLine.FindSubmatch(ds)
+	if m == nil {
+		t.Fatalf("no image: line in %s/daemonset.yaml", base)
+	}
+	image, tag := string(m[1]), string(m[2])
+	tar := imageTar(t, image, tag)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	if out, err := exec.CommandContext(ctx, filepath.Join(harness.BinDir(), "ctr"), "--address", c.Runtime.Address,
+		"-n", "k8s.io", "images", "import", tar).CombinedOutput(); err != nil {
+		t.Fatalf("ctr import %s: %v\n%s", tar, err, out)
+	}
+	t.Logf("imported %s:%s from %s in %v", image, tag, tar, time.Since(t0).Round(time.Millisecond))
+
+	topo := topologyDir(t, sysfsgen.TwoCPUsTwoCores)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay := t.TempDir()
+	rel, err := filepath.Rel(overlay, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, overlay, "kustomization.yaml", fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - %s
+patches:
+  - path: daemonset-paths.yaml
+  - path: config.yaml
+`, rel))
+	// Host paths: the private containerd's NRI socket dir, the generated
+	// topology, netns/ipcns dirs inside the cluster's dir (nothing on the
+	// host outside it). Their mountPropagation HostToContainer needs a
+	// shared or slave mount, and / is private on these VMs: kubelet's root
+	// dir, which kubelet bind-mounts onto itself as shared, is one.
+	writeFile(t, overlay, "daemonset-paths.yaml", fmt.Sprintf(`apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: coreguard
+  namespace: kube-system
+spec:
+  template:
+    spec:
+      volumes:
+        - name: nri
+          hostPath: {path: %q, type: Directory}
+        - name: sys-devices-system
+          hostPath: {path: %q, type: Directory}
+        - name: netns
+          hostPath: {path: %q, type: DirectoryOrCreate}
+        - name: ipcns
+          hostPath: {path: %q, type: DirectoryOrCreate}
+`, filepath.Dir(c.Runtime.NRISocket), filepath.Join(topo, "devices/system"),
+		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns")))
+	writeFile(t, overlay, "config.yaml", fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: coreguard
+  namespace: kube-system
+data:
+  config.yaml: |
+    reservedSystemCPUs: "0"
+    metricsAddress: "127.0.0.1:%d"
+`, port))
+	if filepath.Base(c.Runtime.NRISocket) != "nri.sock" {
+		t.Fatalf("the DaemonSet dials /var/run/nri/nri.sock; the runtime's socket is %s", c.Runtime.NRISocket)
+	}
+	t0 = time.Now()
+	if out, err := c.Kubectl(ctx, "apply", "-k", overlay); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("kubectl apply -k:\n%s", out)
+	}
+	if out, err := c.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "daemonset/coreguard", "--timeout=90s"); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("%s(%v after apply)", out, time.Since(t0).Round(time.Millisecond))
+	}
+	pods, err := c.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=coreguard"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("coreguard pods: %v (%d)", err, len(pods.Items))
+	}
+	cgPod := pods.Items[0]
+	waitPod(t, c, "kube-system", cgPod.Name, "Ready", func(p *corev1.Pod) bool {
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	// Connected: coreguard logs its Synchronize with the runtime. (Read
+	// from kubelet's pod log dir: the API server cannot reach a kubelet
+	// listening on 127.0.0.1 only, so kubectl logs does not work here.)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		logs := podLogs(c, &cgPod)
+		if strings.Contains(logs, coreguard.SyncedMsg) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("coreguard pod never logged %q:\n%s", coreguard.SyncedMsg, logs)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("coreguard DaemonSet pod %s Ready and synchronized (%v after apply)", cgPod.Name, time.Since(t0).Round(time.Millisecond))
+
+	createPod(t, c, podSpec{name: "shared", cpuReq: "100m", memReq: "32Mi"})
+	shared := waitRunning(t, c, "default", "shared")
+	createPod(t, c, guaranteed("pinned", "1"))
+	p := waitRunning(t, c, "default", "pinned")
+	waitCpus(t, c, p, "1")
+	waitCpus(t, c, shared, "0")
+	waitPodQuota(t, c, p, -1, 12*time.Second)
+
+	createPod(t, c, podSpec{name: "priv", privileged: true})
+	msg := waitCreateContainerError(t, c, "default", "priv")
+	if !strings.Contains(msg, "coreguard") || !strings.Contains(msg, "privileged") {
+		t.Errorf("privileged pod: CreateContainerError %q, want coreguard's refusal", msg)
+	}
+	waitEvent(t, c, "default", "priv", "Failed", "coreguard")
+
+	metrics := scrape(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics")
+	if v, k := metric(metrics, "coreguard_admission_rejections_total", `namespace="default"`, `reason="privileged"`); v < 1 {
+		t.Errorf("coreguard_admission_rejections_total privileged/default = %v (%s), want >= 1", v, k)
+	}
+	if v, k := metric(metrics, "coreguard_exclusive_containers"); v != 1 {
+		t.Errorf("coreguard_exclusive_containers = %v (%s), want 1", v, k)
+	}
+}
+
+// podLogs reads the logs kubelet keeps of the pod's containers.
+func podLogs(c *cluster.Cluster, p *corev1.Pod) string {
+	files, _ := filepath.Glob(filepath.Join(c.PodLogDir, p.Namespace+"_"+p.Name+"_"+string(p.UID), "*", "*.log"))
+	var b strings.Builder
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		b.Write(data)
+	}
+	return b.String()
+}
