@@ -37,6 +37,16 @@ type Config struct {
 	// which kubelet retries, so the pod starts once cores free up and is
 	// never silently run unpinned.
 	OnExhaustion Exhaustion `json:"onExhaustion,omitempty"`
+	// SharedPoolUpdates: when a pinning shrinks the shared pool (or a
+	// release grows it), every shared container's cpuset is updated
+	// in-response (default: in the same NRI answer that creates or stops
+	// the container, so no shared container ever runs on a newly pinned
+	// core) or after-response (sent right after it: creation no longer
+	// waits for the runtime to apply one update per shared container —
+	// on dense nodes most of a pinning's cost — at the price of shared
+	// containers running on the new cores for the milliseconds that
+	// takes).
+	SharedPoolUpdates string `json:"sharedPoolUpdates,omitempty"`
 	// ExemptNamespaces are namespaces whose pods never get exclusive CPUs
 	// and run in the shared pool. Default: none, as kubelet.
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
@@ -146,6 +156,7 @@ func (c *Config) complete() error {
 	c.IsolatedCPUs = alloc.IsolatedCPUs(oneOf(bad, "isolatedCPUs", string(c.IsolatedCPUs), "exclusive-only", "exclude", "ignore"))
 	c.OnExhaustion = Exhaustion(oneOf(bad, "onExhaustion", string(c.OnExhaustion), "reject", "shared"))
 	c.CFSQuota = oneOf(bad, "cfsQuota", c.CFSQuota, "auto", "clear", "keep")
+	c.SharedPoolUpdates = oneOf(bad, "sharedPoolUpdates", c.SharedPoolUpdates, "in-response", "after-response")
 	if err := c.Kernel.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("kernel: %w", err))
 	}

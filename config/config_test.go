@@ -150,3 +150,12 @@ func TestKernelPolicy(t *testing.T) {
 		t.Errorf("bad kernel policy: %v", err)
 	}
 }
+
+func TestSharedPoolUpdates(t *testing.T) {
+	if c, err := Parse(nil); err != nil || c.SharedPoolUpdates != "in-response" {
+		t.Errorf("default %v %v", c, err)
+	}
+	if _, err := Parse([]byte("sharedPoolUpdates: later")); err == nil || !strings.Contains(err.Error(), `sharedPoolUpdates: "later" is not one of in-response, after-response`) {
+		t.Errorf("bad value: %v", err)
+	}
+}

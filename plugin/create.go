@@ -29,5 +29,15 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		return nil, nil, fmt.Errorf("coreguard: %w", err)
 	}
 	d.quota.Create(pod, ctr, d.pinning.Pinned(ctr.GetId()), adj)
-	return adj, updates, nil
+	return adj, p.sharedPoolUpdates(updates), nil
+}
+
+// sharedPoolUpdates returns the shared pool's updates for the response, or
+// has them sent right after it (config sharedPoolUpdates: after-response).
+func (p *Plugin) sharedPoolUpdates(updates []*api.ContainerUpdate) []*api.ContainerUpdate {
+	if len(updates) == 0 || p.currentConfig().SharedPoolUpdates != "after-response" {
+		return updates
+	}
+	p.refreshLater()
+	return nil
 }

@@ -67,7 +67,8 @@ type Plugin struct {
 	pinner    *pinning.Pinner
 	quota     *quota.Duty
 	stub      stub.Stub
-	fatal     error // a configuration error: retrying cannot help
+	fatal     error         // a configuration error: retrying cannot help
+	refresh   chan struct{} // see refreshLater
 }
 
 // New checks the options against the machine and makes the plugin.
@@ -90,7 +91,8 @@ func New(opts Options) (*Plugin, error) {
 	if opts.HostNamespaces == nil {
 		opts.HostNamespaces = admission.NewProcHostNamespaces("/proc")
 	}
-	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics}
+	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics,
+		refresh: make(chan struct{}, 1)}
 	if err := p.apply(opts.Config); err != nil {
 		return nil, err
 	}
@@ -173,7 +175,11 @@ func (p *Plugin) Run(ctx context.Context) error {
 		backoff.reset()
 		p.setStub(st)
 		p.log.WithField("socket", p.opts.Socket).Info("registered with the runtime")
-		if !p.serve(ctx, closed) {
+		connCtx, stopRefresher := context.WithCancel(ctx)
+		go p.refresher(connCtx, st)
+		ok := p.serve(ctx, closed)
+		stopRefresher()
+		if !ok {
 			st.Stop()
 			return nil
 		}
@@ -225,24 +231,40 @@ func (p *Plugin) fatalError() error {
 	return p.fatal
 }
 
-// updateLater sends container updates outside any handler (after
-// RemoveContainer, which cannot carry them), without blocking the handler.
-func (p *Plugin) updateLater(updates []*api.ContainerUpdate) {
-	if len(updates) == 0 {
-		return
+// refreshLater asks for the shared pool to be sent to every shared
+// container outside any runtime request (after RemoveContainer, which
+// cannot carry updates, and with sharedPoolUpdates: after-response). It
+// never blocks the handler; requests made while one is pending merge.
+func (p *Plugin) refreshLater() {
+	select {
+	case p.refresh <- struct{}{}:
+	default:
 	}
-	p.mu.Lock()
-	s := p.stub
-	p.mu.Unlock()
-	if s == nil {
-		return
-	}
-	go func() {
-		failed, err := s.UpdateContainers(updates)
-		if err != nil || len(failed) > 0 {
-			p.log.WithError(err).WithField("failed", len(failed)).Warn("updating the shared pool after a removal")
+}
+
+// refresher sends the shared pool while connected. It reads the pool when
+// it sends, not when asked, and sends again while the pool changed in the
+// meantime, so a late batch can never leave a container on an old pool.
+func (p *Plugin) refresher(ctx context.Context, s stub.Stub) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.refresh:
 		}
-	}()
+		for {
+			pin := p.duties().pinning
+			updates, gen := pin.Refresh()
+			if len(updates) > 0 {
+				if failed, err := s.UpdateContainers(updates); err != nil || len(failed) > 0 {
+					p.log.WithError(err).WithField("failed", len(failed)).Warn("updating the shared pool outside a runtime request")
+				}
+			}
+			if ctx.Err() != nil || pin.Generation() == gen {
+				break
+			}
+		}
+	}
 }
 
 type backoff struct{ cur, min, max time.Duration }

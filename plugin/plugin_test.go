@@ -482,8 +482,9 @@ func mustConfig(t *testing.T, y string) *config.Config {
 // TestChurn creates and removes hundreds of containers of every kind, with
 // random plugin restarts, checking the guarantees after every step.
 func TestChurn(t *testing.T) {
-	for _, mode := range []string{"round-up", "isolate"} {
+	for _, mode := range []string{"round-up", "isolate", "round-up\nsharedPoolUpdates: after-response"} {
 		t.Run(mode, func(t *testing.T) {
+			after := strings.Contains(mode, "after-response")
 			h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nonExhaustion: shared\noddCPUs: "+mode)
 			rng := rand.New(rand.NewPCG(7, uint64(len(mode))))
 			var live []string
@@ -512,6 +513,9 @@ func TestChurn(t *testing.T) {
 					live = append(live[:k], live[k+1:]...)
 					h.settle()
 				}
+				if after {
+					h.settle() // the pool's updates follow the response
+				}
 				h.check()
 			}
 		})
@@ -531,4 +535,22 @@ func TestMain(m *testing.M) {
 	// output to what fails.
 	logrus.SetLevel(logrus.ErrorLevel)
 	m.Run()
+}
+
+func TestSharedPoolAfterResponse(t *testing.T) {
+	h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nsharedPoolUpdates: after-response")
+	bg := h.create(h.rt.RunPod(nritest.PodSpec{Name: "bg", QoS: "burstable"}), "bg", burstable)
+	pod := h.rt.RunPod(nritest.PodSpec{Name: "g", QoS: "guaranteed"})
+	id := h.create(pod, "app", guaranteed(4))
+	if got := h.cpus(id).String(); got != "1-2,41-42" {
+		t.Fatalf("pinned on %s", got)
+	}
+	h.settle() // the shared pool's update comes right after the response
+	h.check()
+	h.rt.Stop(id)
+	h.rt.Remove(id)
+	h.settle()
+	if got := h.cpus(bg).String(); got != "0-79" {
+		t.Fatalf("shared pool did not grow back: %s", got)
+	}
 }

@@ -14,6 +14,8 @@ func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.
 	defer p.metrics.observe("RemoveContainer", time.Now())
 	d := p.duties()
 	d.quota.Forget(ctr)
-	p.updateLater(d.pinning.Stop(ctr))
+	if len(d.pinning.Stop(ctr)) > 0 {
+		p.refreshLater()
+	}
 	return nil
 }

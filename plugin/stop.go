@@ -13,5 +13,5 @@ func (p *Plugin) StopContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Co
 	defer p.metrics.observe("StopContainer", time.Now())
 	d := p.duties()
 	d.quota.Forget(ctr)
-	return d.pinning.Stop(ctr), nil
+	return p.sharedPoolUpdates(d.pinning.Stop(ctr)), nil
 }

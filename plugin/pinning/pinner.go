@@ -28,6 +28,7 @@ type Pinner struct {
 	stats  Stats
 	alloc  *alloc.Allocator
 	shared map[string]bool // containers in the shared pool
+	gen    uint64          // bumped whenever the shared pool changes
 }
 
 // Stats counts what the pinner did, for metrics.
@@ -315,6 +316,32 @@ func (p *Pinner) sharedUpdates(before cpuset.CPUSet, skip string) []*api.Contain
 	if now.Equals(before) {
 		return nil
 	}
+	p.gen++
+	return p.poolUpdates(now, skip)
+}
+
+// Refresh returns updates moving every shared container to the shared
+// pool as it is now, and the pool's generation: a caller sending them
+// outside a runtime request sends again while the generation moved on, so
+// the last update a container gets is the current pool.
+func (p *Pinner) Refresh() ([]*api.ContainerUpdate, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.shared) == 0 {
+		return nil, p.gen
+	}
+	return p.poolUpdates(p.alloc.Shared(), ""), p.gen
+}
+
+// Generation is the shared pool's generation (see Refresh).
+func (p *Pinner) Generation() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gen
+}
+
+// poolUpdates makes one update per shared container (but skip) to pool now.
+func (p *Pinner) poolUpdates(now cpuset.CPUSet, skip string) []*api.ContainerUpdate {
 	ids := make([]string, 0, len(p.shared))
 	for id := range p.shared {
 		if id != skip {
