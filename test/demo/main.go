@@ -77,7 +77,8 @@ func demo() int {
 
 	section("Pods (created through CRI like kubelet; values read from the cgroup files)")
 	var results []result
-	for i, p := range demoPods(topo.Online.Size(), topo.ThreadsPerCore()) {
+	pods, afterwards := demoPods(topo.Online.Size(), topo.ThreadsPerCore())
+	for i, p := range pods {
 		if ctx.Err() != nil {
 			return 130
 		}
@@ -90,6 +91,26 @@ func demo() int {
 		results[i].read(ctx)
 	}
 	printTable(os.Stdout, results, topo.ThreadsPerCore())
+	if len(afterwards) > 0 {
+		// One core: while the odd pod holds it whole, a shared container
+		// would have no CPU. Remove it, and the core is shared again.
+		fmt.Println("\nThe odd pod holds the machine's only core whole. Deleting it; then a burstable pod:")
+		for _, r := range results {
+			if r.pod != nil {
+				_ = r.pod.Stop(ctx)
+				_ = r.pod.Remove(ctx)
+			}
+		}
+		var later []result
+		for i, p := range afterwards {
+			later = append(later, startPod(ctx, rt, p, len(pods)+i+1))
+		}
+		time.Sleep(200 * time.Millisecond)
+		for i := range later {
+			later[i].read(ctx)
+		}
+		printTable(os.Stdout, later, topo.ThreadsPerCore())
+	}
 
 	section("Dry run on a bigger simulated machine (generated sysfs: 2 sockets x 20 cores x 2 threads, 80 CPUs)")
 	big, err := bigTopology(tmp)

@@ -21,6 +21,7 @@ type result struct {
 	Cpus  string // cpuset.cpus
 	Quota int64  // cpu.cfs_quota_us, -1 unlimited
 	Err   error  // creation refused (by coreguard) or failed
+	pod   *harness.Pod
 	ctr   *harness.Container
 }
 
@@ -29,20 +30,19 @@ type result struct {
 // Guaranteed request, then (when the machine has room) an even one.
 //
 // On a machine of one core coreguard gives the odd request the whole core
-// only while no shared container runs (and then refuses shared ones), so
-// there the odd request goes first: it runs on the core, and the burstable
-// pod after it shows the refusal.
-func demoPods(cpus, threadsPerCore int) []podSpec {
+// only while no shared container runs, so there the odd request runs
+// alone, and the burstable pod comes once it has left (afterwards).
+func demoPods(cpus, threadsPerCore int) (pods []podSpec, afterwards []podSpec) {
 	web := podSpec{"web (burstable)", harness.Resources{CPURequest: 250, CPULimit: 1000, MemLimit: 64 << 20}}
 	odd := podSpec{"odd-guaranteed", harness.Resources{CPULimit: 1000, MemLimit: 64 << 20}}
 	if threadsPerCore > 1 && cpus <= threadsPerCore {
-		return []podSpec{odd, web}
+		return []podSpec{odd}, []podSpec{web}
 	}
-	pods := []podSpec{web, odd}
+	pods = []podSpec{web, odd}
 	if cpus >= 6 && threadsPerCore > 1 {
 		pods = append(pods, podSpec{"even-guaranteed", harness.Resources{CPULimit: int64(threadsPerCore) * 1000, MemLimit: 64 << 20}})
 	}
-	return pods
+	return pods, nil
 }
 
 // startPod starts the pod's sandbox and container as kubelet would.
@@ -53,6 +53,7 @@ func startPod(ctx context.Context, rt *harness.Runtime, s podSpec, i int) result
 		r.Err = err
 		return r
 	}
+	r.pod = pod
 	r.ctr, r.Err = pod.RunContainer(ctx, harness.ContainerOptions{Name: "main", Resources: s.Res})
 	return r
 }
