@@ -9,13 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/coreguard/coreguard/internal/ocilayer"
 )
 
 // The image, as the Dockerfile builds it (deploy_test.go reads the
@@ -42,7 +42,7 @@ var (
 
 // epoch is every timestamp in the image, so the same binary always gives
 // the same digests (SOURCE_DATE_EPOCH=0 for the Dockerfile).
-var epoch = time.Unix(0, 0).UTC()
+var epoch = ocilayer.Epoch
 
 // Image builds the coreguard image around a static binary: one layer with
 // the binary at BinaryPath (root, 0755), an OCI config with Entrypoint,
@@ -86,23 +86,7 @@ func Labels(version string) map[string]string {
 }
 
 func binaryLayer(binary []byte) (v1.Layer, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: BinaryPath[1:], Mode: 0o755, Size: int64(len(binary)),
-		ModTime: epoch, Format: tar.FormatPAX}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(binary); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	raw := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(raw)), nil
-	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.BestCompression))
+	return ocilayer.Layer([]ocilayer.Entry{{Name: BinaryPath[1:], Mode: 0o755, Data: binary}}, gzip.BestCompression)
 }
 
 // WriteOCIArchive writes img as an OCI image-layout tarball holding one

@@ -4,24 +4,21 @@
 package images
 
 import (
-	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/coreguard/coreguard/internal/ocilayer"
 )
 
 const (
@@ -35,7 +32,7 @@ const (
 )
 
 // epoch keeps image digests stable from build to build.
-var epoch = time.Unix(0, 0).UTC()
+var epoch = ocilayer.Epoch
 
 // BuildBinary compiles the workload program statically for linux/GOARCH into dir.
 // It must run inside the coreguard module (any test package directory is).
@@ -121,29 +118,10 @@ func binaryLayer(bin string) (v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"dev/", "etc/", "proc/", "sys/", "tmp/"} {
-		mode := int64(0o755)
-		if d == "tmp/" {
-			mode = 0o1777
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: mode, ModTime: epoch}); err != nil {
-			return nil, err
-		}
+	var entries []ocilayer.Entry
+	for _, d := range []string{"dev/", "etc/", "proc/", "sys/"} {
+		entries = append(entries, ocilayer.Entry{Name: d, Mode: 0o755})
 	}
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: binPath[1:], Mode: 0o755, Size: int64(len(data)), ModTime: epoch}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	raw := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(raw)), nil
-	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.BestSpeed))
+	entries = append(entries, ocilayer.Entry{Name: "tmp/", Mode: 0o1777}, ocilayer.Entry{Name: binPath[1:], Mode: 0o755, Data: data})
+	return ocilayer.Layer(entries, gzip.BestSpeed)
 }
