@@ -26,6 +26,7 @@ type Metrics struct {
 	audited   *prometheus.CounterVec
 
 	quotaErrors prometheus.Counter
+	connected   prometheus.Gauge
 
 	mu     sync.Mutex
 	pinner *pinning.Pinner
@@ -64,7 +65,11 @@ func NewMetrics() *Metrics {
 		Name: "coreguard_pod_quota_errors_total",
 		Help: "Pod cgroups whose CFS quota coreguard could not clear.",
 	})
-	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors,
+	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "coreguard_runtime_connected",
+		Help: "1 while coreguard is registered with the container runtime over NRI, else 0: alert on 0, since containers are created unchecked then (unless the runtime requires coreguard).",
+	})
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected,
 		poolCollector{m}, throttleCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -85,6 +90,17 @@ func (m *Metrics) Serve(addr string) (net.Listener, error) {
 
 // Registry exposes the registry, for tests.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
+
+func (m *Metrics) setConnected(up bool) {
+	if m == nil {
+		return
+	}
+	if up {
+		m.connected.Set(1)
+	} else {
+		m.connected.Set(0)
+	}
+}
 
 func (m *Metrics) observe(event string, start time.Time) {
 	if m == nil {

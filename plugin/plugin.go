@@ -180,6 +180,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 		ok := p.serve(ctx, closed)
 		stopRefresher()
 		if !ok {
+			p.setStub(nil)
 			st.Stop()
 			return nil
 		}
@@ -223,6 +224,7 @@ func (p *Plugin) setStub(s stub.Stub) {
 	p.mu.Lock()
 	p.stub = s
 	p.mu.Unlock()
+	p.metrics.setConnected(s != nil)
 }
 
 func (p *Plugin) fatalError() error {

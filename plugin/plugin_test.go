@@ -203,6 +203,7 @@ func TestPinningAndSharedPool(t *testing.T) {
 		want        float64
 	}{
 		{"coreguard_exclusive_containers", "", 1},
+		{"coreguard_runtime_connected", "", 1},
 		{"coreguard_cores", "total", 40},
 		{"coreguard_cores", "exclusive", 3},
 		{"coreguard_cpus", "shared", 74},
