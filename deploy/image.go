@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/coreguard/coreguard/internal/ocilayer"
@@ -53,27 +51,14 @@ func Image(binary []byte, version, arch string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	img, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS = "linux"
-	cf.Architecture = arch
-	cf.Created = v1.Time{Time: epoch}
-	cf.Config.Entrypoint = Entrypoint
-	cf.Config.Cmd = Cmd
-	cf.Config.User = User
-	cf.Config.Env = Env
-	cf.Config.WorkingDir = "/"
-	cf.Config.Labels = Labels(version)
-	cf.History = []v1.History{{Created: v1.Time{Time: epoch}, CreatedBy: "COPY coreguard " + BinaryPath, Comment: "coreguard image-tar"}}
-	return mutate.ConfigFile(img, cf)
+	return ocilayer.Image(layer, arch, func(cf *v1.ConfigFile) {
+		cf.Config.Entrypoint = Entrypoint
+		cf.Config.Cmd = Cmd
+		cf.Config.User = User
+		cf.Config.Env = Env
+		cf.Config.Labels = Labels(version)
+		cf.History = []v1.History{{Created: v1.Time{Time: epoch}, CreatedBy: "COPY coreguard " + BinaryPath, Comment: "coreguard image-tar"}}
+	})
 }
 
 // Labels are the image's OCI labels.

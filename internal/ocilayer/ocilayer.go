@@ -1,4 +1,4 @@
-// Package ocilayer builds reproducible image layers: the coreguard image
+// Package ocilayer builds reproducible images: the coreguard image
 // (deploy/) and the e2e test images are made without Docker, and the same
 // input must always give the same digest.
 package ocilayer
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -49,4 +51,26 @@ func Layer(entries []Entry, gzipLevel int) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(raw)), nil
 	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzipLevel))
+}
+
+// Image is an OCI (not Docker media type) linux image of one layer whose
+// config, dated Epoch and rooted at "/", configure fills in (entrypoint,
+// cmd, env, user, labels...).
+func Image(layer v1.Layer, arch string, configure func(*v1.ConfigFile)) (v1.Image, error) {
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS = "linux"
+	cf.Architecture = arch
+	cf.Created = v1.Time{Time: Epoch}
+	cf.Config.WorkingDir = "/"
+	configure(cf)
+	return mutate.ConfigFile(img, cf)
 }

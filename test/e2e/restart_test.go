@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/coreguard/coreguard/plugin/pinning"
+	"github.com/coreguard/coreguard/test/e2e/coreguard"
+	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 )
 
@@ -21,15 +23,9 @@ func TestPluginRestartKeepsState(t *testing.T) {
 }
 
 func testPluginRestartKeepsState(t *testing.T, x expect) {
-	rt := startRuntime(t, x)
-	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-
-	b := runPod(ctx, t, rt, "burstable", burstable)
-	g := runPod(ctx, t, rt, "guaranteed", guaranteed1)
-	wantCPUs(ctx, t, g, "1")
-	waitCPUs(ctx, t, b, "0")
+	rt, cg, b, g := pinnedBesideShared(ctx, t, x)
 
 	// (e) What any plugin connecting now is told: the annotation coreguard
 	// added by adjustment, and the cpusets as updated.
@@ -76,15 +72,9 @@ func TestRuntimeRestartReconnects(t *testing.T) {
 }
 
 func testRuntimeRestartReconnects(t *testing.T, x expect) {
-	rt := startRuntime(t, x)
-	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-
-	b := runPod(ctx, t, rt, "burstable", burstable)
-	g := runPod(ctx, t, rt, "guaranteed", guaranteed1)
-	wantCPUs(ctx, t, g, "1")
-	waitCPUs(ctx, t, b, "0")
+	rt, cg, b, g := pinnedBesideShared(ctx, t, x)
 
 	syncs, pid := cg.Syncs(), cg.Pid()
 	t0 := time.Now()
@@ -109,4 +99,18 @@ func testRuntimeRestartReconnects(t *testing.T, x expect) {
 	wantCPUs(ctx, t, g2, "1")
 	wantAnnotation(ctx, t, g2, pinning.AnnotationCPUs, "1")
 	waitCPUs(ctx, t, b, "0")
+}
+
+// pinnedBesideShared starts the runtime and coreguard on two single-thread
+// cores with CPU 0 reserved, then a burstable pod and a Guaranteed cpu: 1
+// pod: the pinned one on CPU 1, the burstable one shrunk to CPU 0.
+func pinnedBesideShared(ctx context.Context, t *testing.T, x expect) (*harness.Runtime, *coreguard.Process, *harness.Container, *harness.Container) {
+	t.Helper()
+	rt := startRuntime(t, x)
+	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0)
+	b := runPod(ctx, t, rt, "burstable", burstable)
+	g := runPod(ctx, t, rt, "guaranteed", guaranteed1)
+	wantCPUs(ctx, t, g, "1")
+	waitCPUs(ctx, t, b, "0")
+	return rt, cg, b, g
 }

@@ -15,8 +15,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/coreguard/coreguard/internal/ocilayer"
 )
@@ -30,9 +28,6 @@ const (
 	workloadPkg = "github.com/coreguard/coreguard/test/images/workload"
 	binPath     = "/workload"
 )
-
-// epoch keeps image digests stable from build to build.
-var epoch = ocilayer.Epoch
 
 // BuildBinary compiles the workload program statically for linux/GOARCH into dir.
 // It must run inside the coreguard module (any test package directory is).
@@ -91,24 +86,11 @@ func WriteTarball(ctx context.Context, dst string) error {
 // image is an OCI (not Docker media type) image running the binary with
 // default args; the container's CRI args replace Cmd.
 func image(layer v1.Layer, cmd []string) (v1.Image, error) {
-	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	img, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS = "linux"
-	cf.Architecture = runtime.GOARCH
-	cf.Created = v1.Time{Time: epoch}
-	cf.Config.Entrypoint = []string{binPath}
-	cf.Config.Cmd = cmd
-	cf.Config.Env = []string{"PATH=/"}
-	cf.Config.WorkingDir = "/"
-	return mutate.ConfigFile(img, cf)
+	return ocilayer.Image(layer, runtime.GOARCH, func(cf *v1.ConfigFile) {
+		cf.Config.Entrypoint = []string{binPath}
+		cf.Config.Cmd = cmd
+		cf.Config.Env = []string{"PATH=/"}
+	})
 }
 
 // binaryLayer makes a gzip layer with the binary and the mount points runc

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/coreguard/coreguard/internal/ocilayer"
 )
 
 // tarDir writes the regular files and directories under dir to a plain tar
@@ -42,7 +44,7 @@ func tarDir(dir, dst string) (err error) {
 		if d.IsDir() {
 			hdr.Name += "/"
 		}
-		hdr.ModTime = epoch
+		hdr.ModTime = ocilayer.Epoch
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
