@@ -86,7 +86,10 @@ func startSide(b *testing.B, name string, run func(ctx context.Context, socket s
 func runCoreguard(b *testing.B, cfgYAML string) func(ctx context.Context, socket string) error {
 	b.Helper()
 	topo := epyc384(b)
-	cfg, err := config.Parse([]byte(cfgYAML))
+	// No host state: an empty dir is no cgroup tree (pod quotas untouched)
+	// and holds no kubelet checkpoint.
+	empty := b.TempDir()
+	cfg, err := config.Parse([]byte(cfgYAML + "\ncgroupRoot: " + empty + "\nkubeletRootDir: " + empty + "\n"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +98,7 @@ func runCoreguard(b *testing.B, cfgYAML string) func(ctx context.Context, socket
 		log.SetOutput(io.Discard)
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 		p, err := plugin.New(plugin.Options{Socket: socket, Config: cfg, Topology: topo, Log: log,
-			Metrics: plugin.NewMetrics()})
+			Metrics: plugin.NewMetrics(), KernelRelease: "5.10.0"})
 		if err != nil {
 			return err
 		}

@@ -11,11 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/coreguard/coreguard/cgroups"
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/cpuset/alloc"
 	"github.com/coreguard/coreguard/kernel"
@@ -68,9 +70,44 @@ type Config struct {
 	// MetricsAddress is where Prometheus metrics are served (host:port).
 	// Default: off, so nothing listens unless the admin asks.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
+	// Log configures coreguard's own log; see Log.
+	Log Log `json:"log,omitempty"`
+	// SysfsRoot is where the CPU topology is read. Default /sys, the
+	// host's. A saved or generated tree describes another machine's
+	// topology over this host's CPU numbers (how the project's tests give
+	// a 2-CPU machine an SMT layout).
+	SysfsRoot string `json:"sysfsRoot,omitempty"`
+	// CgroupRoot is the cgroup file system, where pod CFS quotas are
+	// cleared and throttling is read. Default /sys/fs/cgroup.
+	CgroupRoot string `json:"cgroupRoot,omitempty"`
+	// KubeletRootDir is kubelet's --root-dir, where its CPU manager keeps
+	// its checkpoint (cpu_manager_state): while that says the static
+	// policy, kubelet owns cpusets and coreguard does not pin. Default
+	// /var/lib/kubelet, kubelet's.
+	KubeletRootDir string `json:"kubeletRootDir,omitempty"`
 
 	reserved cpuset.CPUSet
 }
+
+// Log is the log section. A pre-installed coreguard has no stdout or
+// stderr (the runtime discards them): it logs to the system journal (tag
+// coreguard), and to File when set.
+type Log struct {
+	// Level: debug, info (default), warn or error.
+	Level string `json:"level,omitempty"`
+	// Format: text (default) or json.
+	Format string `json:"format,omitempty"`
+	// File, when set, is appended to as well (an absolute path; created
+	// when missing). Default: none.
+	File string `json:"file,omitempty"`
+}
+
+// Defaults of the host paths (the usual places on a Linux node).
+const (
+	DefaultSysfsRoot      = "/sys"
+	DefaultCgroupRoot     = cgroups.DefaultRoot
+	DefaultKubeletRootDir = "/var/lib/kubelet"
+)
 
 // Exhaustion is the onExhaustion policy.
 type Exhaustion string
@@ -167,6 +204,25 @@ func (c *Config) complete() error {
 	}
 	if a := c.MetricsAddress; a != "" && !strings.Contains(a, ":") {
 		bad("metricsAddress", a, "is not host:port (e.g. \":9110\" or \"127.0.0.1:9110\")")
+	}
+	c.Log.Level = oneOf(bad, "log.level", c.Log.Level, "info", "debug", "warn", "error")
+	c.Log.Format = oneOf(bad, "log.format", c.Log.Format, "text", "json")
+	for _, f := range []struct {
+		field string
+		value *string
+		def   string
+	}{
+		{"log.file", &c.Log.File, ""},
+		{"sysfsRoot", &c.SysfsRoot, DefaultSysfsRoot},
+		{"cgroupRoot", &c.CgroupRoot, DefaultCgroupRoot},
+		{"kubeletRootDir", &c.KubeletRootDir, DefaultKubeletRootDir},
+	} {
+		if *f.value == "" {
+			*f.value = f.def
+		} else if !filepath.IsAbs(*f.value) {
+			// The runtime starts coreguard in a directory of its choosing.
+			bad(f.field, *f.value, "is not an absolute path")
+		}
 	}
 	errs = append(errs, c.Admission.complete()...)
 	if len(errs) > 0 {

@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"context"
+	"github.com/coreguard/coreguard/config"
 	"io"
 	"testing"
 
@@ -24,7 +25,12 @@ func BenchmarkCreateHandler(b *testing.B) {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	p, err := plugin.New(plugin.Options{Topology: topo, Log: log, Metrics: plugin.NewMetrics()})
+	empty := b.TempDir() // no cgroup tree, no kubelet checkpoint
+	cfg, err := config.Parse([]byte("cgroupRoot: " + empty + "\nkubeletRootDir: " + empty))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := plugin.New(plugin.Options{Topology: topo, Log: log, Config: cfg, KernelRelease: "5.10.0"})
 	if err != nil {
 		b.Fatal(err)
 	}

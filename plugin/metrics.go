@@ -15,8 +15,8 @@ import (
 	"github.com/coreguard/coreguard/plugin/quota"
 )
 
-// Metrics are coreguard's Prometheus metrics. A nil *Metrics is valid and
-// records nothing, so the plugin runs the same with metrics off.
+// Metrics are coreguard's Prometheus metrics. They are always collected;
+// the configuration's metricsAddress decides whether they are served.
 type Metrics struct {
 	registry  *prometheus.Registry
 	latency   *prometheus.HistogramVec
@@ -27,10 +27,14 @@ type Metrics struct {
 
 	quotaErrors prometheus.Counter
 	connected   prometheus.Gauge
+	cfsBug      *prometheus.GaugeVec
+	pinning     prometheus.Gauge
 
 	mu     sync.Mutex
 	pinner *pinning.Pinner
 	quota  *quota.Duty
+	addr   string       // where /metrics is served ("" = not served)
+	srv    *http.Server // serving addr
 }
 
 // NewMetrics registers coreguard's metrics on a private registry.
@@ -69,32 +73,70 @@ func NewMetrics() *Metrics {
 		Name: "coreguard_runtime_connected",
 		Help: "1 while coreguard is registered with the container runtime over NRI, else 0: alert on 0, since containers are created unchecked then (unless the runtime requires coreguard).",
 	})
-	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected,
+	m.cfsBug = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "coreguard_cfs_bug_verdict",
+		Help: "1 for the running kernel's CFS throttling bug verdict (buggy, not-buggy, unknown), with the rule that decided it: cfsQuota: auto lifts CFS quotas when the verdict is buggy.",
+	}, []string{"kernel", "verdict", "rule"})
+	m.pinning = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "coreguard_pinning_enabled",
+		Help: "1 while coreguard pins containers to exclusive cores; 0 while kubelet's CPU manager runs the static policy on this node and owns cpusets (coreguard's log says why).",
+	})
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected, m.cfsBug, m.pinning,
 		poolCollector{m}, throttleCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// Serve serves /metrics on addr until the listener fails.
-func (m *Metrics) Serve(addr string) (net.Listener, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
+// listen serves /metrics on addr, the metricsAddress in force: a new
+// address replaces the old listener, "" stops serving. It fails only when
+// addr cannot be listened on, and then changes nothing. It returns what
+// changed, for the log: the address now listened on ("127.0.0.1:0" becomes
+// the port taken) and the one given up.
+func (m *Metrics) listen(addr string) (started, stopped string, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if addr == m.addr {
+		return "", "", nil
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	return l, nil
+	var srv *http.Server
+	if addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", "", err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(l) }()
+		started = l.Addr().String()
+	}
+	if m.srv != nil {
+		_ = m.srv.Close()
+		stopped = m.addr
+	}
+	m.addr, m.srv = addr, srv
+	return started, stopped, nil
+}
+
+// setVerdict records the CFS-bug verdict in force.
+func (m *Metrics) setVerdict(release, verdict, rule string) {
+	m.cfsBug.Reset()
+	m.cfsBug.WithLabelValues(release, verdict, rule).Set(1)
+}
+
+// setPinning records whether coreguard pins.
+func (m *Metrics) setPinning(on bool) {
+	if on {
+		m.pinning.Set(1)
+	} else {
+		m.pinning.Set(0)
+	}
 }
 
 // Registry exposes the registry, for tests.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 func (m *Metrics) setConnected(up bool) {
-	if m == nil {
-		return
-	}
 	if up {
 		m.connected.Set(1)
 	} else {
@@ -103,25 +145,16 @@ func (m *Metrics) setConnected(up bool) {
 }
 
 func (m *Metrics) observe(event string, start time.Time) {
-	if m == nil {
-		return
-	}
 	m.latency.WithLabelValues(event).Observe(time.Since(start).Seconds())
 }
 
 func (m *Metrics) watch(p *pinning.Pinner, q *quota.Duty) {
-	if m == nil {
-		return
-	}
 	m.mu.Lock()
 	m.pinner, m.quota = p, q
 	m.mu.Unlock()
 }
 
 func (m *Metrics) quotaStats() quota.Stats {
-	if m == nil {
-		return nil
-	}
 	return quotaStats{m}
 }
 
@@ -161,16 +194,10 @@ func (c throttleCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *Metrics) pinningStats() pinning.Stats {
-	if m == nil {
-		return nil
-	}
 	return pinStats{m}
 }
 
 func (m *Metrics) admissionStats() admission.Stats {
-	if m == nil {
-		return nil
-	}
 	return admStats{m}
 }
 

@@ -15,7 +15,10 @@ import (
 	"github.com/containerd/nri/pkg/stub"
 	"github.com/sirupsen/logrus"
 
+	"github.com/coreguard/coreguard/cgroups"
 	"github.com/coreguard/coreguard/config"
+	"github.com/coreguard/coreguard/kernel"
+	"github.com/coreguard/coreguard/kubelet"
 	"github.com/coreguard/coreguard/plugin/admission"
 	"github.com/coreguard/coreguard/plugin/pinning"
 	"github.com/coreguard/coreguard/plugin/quota"
@@ -39,20 +42,56 @@ type Options struct {
 	Name, Index, Socket string
 	// Config is the configuration from --config (or the default). A
 	// configuration the runtime passes (pre-installed plugins get theirs
-	// from the runtime's plugin config dir) replaces it.
-	Config   *config.Config
+	// from the runtime's plugin config dir) replaces it, wholly: everything
+	// derived from the configuration is decided again from it.
+	Config *config.Config
+	// Overrides are settings given on the command line: they win over the
+	// same settings of whichever configuration is in force.
+	Overrides Overrides
+	// Log is the logger; its level, format and file follow the
+	// configuration in force (Config.Log).
+	Log *logrus.Logger
+
+	// The rest replace what coreguard otherwise reads from the host, for
+	// embedding and tests.
+
+	// Topology, when set, is the machine: the configuration's sysfsRoot is
+	// then not read.
 	Topology *topology.Topology
-	Log      *logrus.Logger
-	Metrics  *Metrics // nil: no metrics
+	// Cgroups, when set, is the cgroup tree pod quotas are written to and
+	// throttling read from, instead of the configuration's cgroupRoot.
+	Cgroups quota.Cgroups
+	// KernelRelease is the kernel the CFS-bug verdict is made for. Default:
+	// the running kernel's.
+	KernelRelease string
+	// Metrics collects coreguard's metrics. Default: a new set, served when
+	// the configuration in force has a metricsAddress.
+	Metrics *Metrics
 	// HostNamespaces recognises the host's namespaces by path (CRI-O names
 	// them instead of leaving them out). Default: read from /proc.
 	HostNamespaces admission.HostNamespaces
-	// Cgroups is the cgroup tree pod quotas are written to and throttling
-	// read from; nil leaves pod-level quota and throttling stats off.
-	Cgroups quota.Cgroups
-	// KernelBuggy says the running kernel has the CFS throttling bug
-	// (cfsQuota: auto then clears quotas).
-	KernelBuggy bool
+}
+
+// Overrides are command-line settings; "" leaves the configuration's.
+type Overrides struct {
+	SysfsRoot, CgroupRoot, MetricsAddress, LogLevel, LogFormat string
+}
+
+// on returns cfg with the overrides applied (cfg itself is not changed).
+func (o Overrides) on(cfg *config.Config) *config.Config {
+	c := *cfg
+	for _, f := range []struct {
+		to   *string
+		from string
+	}{
+		{&c.SysfsRoot, o.SysfsRoot}, {&c.CgroupRoot, o.CgroupRoot}, {&c.MetricsAddress, o.MetricsAddress},
+		{&c.Log.Level, o.LogLevel}, {&c.Log.Format, o.LogFormat},
+	} {
+		if f.from != "" {
+			*f.to = f.from
+		}
+	}
+	return &c
 }
 
 // Plugin is the NRI plugin. Its exported methods are the NRI handlers.
@@ -60,18 +99,26 @@ type Plugin struct {
 	opts    Options
 	log     *logrus.Entry
 	metrics *Metrics
+	logs    *logOutput
+	release string // the kernel the CFS-bug verdict is for ("" when unreadable)
+	// policy is sent to the runtime when coreguard registers; Configure
+	// sets it from the configuration in force before the stub sends it.
+	policy *api.FailurePolicy
 
 	mu        sync.Mutex
 	cfg       *config.Config
 	admission *admission.Checker
 	pinner    *pinning.Pinner
 	quota     *quota.Duty
+	kubelet   kubelet.CPUManager // what kubelet's checkpoint said when last read
 	stub      stub.Stub
 	fatal     error         // a configuration error: retrying cannot help
 	refresh   chan struct{} // see refreshLater
 }
 
-// New checks the options against the machine and makes the plugin.
+// New checks the options against the machine and makes the plugin. A
+// pre-installed plugin's configuration is the runtime's: it is applied when
+// the runtime passes it (Configure), not here.
 func New(opts Options) (*Plugin, error) {
 	if opts.Name == "" {
 		opts.Name = DefaultName
@@ -88,29 +135,87 @@ func New(opts Options) (*Plugin, error) {
 	if opts.Log == nil {
 		opts.Log = logrus.StandardLogger()
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
 	if opts.HostNamespaces == nil {
 		opts.HostNamespaces = admission.NewProcHostNamespaces("/proc")
 	}
 	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics,
-		refresh: make(chan struct{}, 1)}
+		logs: newLogOutput(opts.Log, Preinstalled()), release: opts.KernelRelease,
+		policy: &api.FailurePolicy{}, refresh: make(chan struct{}, 1)}
+	if p.release == "" {
+		r, err := kernel.Running()
+		if err != nil {
+			p.log.WithError(err).Warn("cannot read the running kernel's release: taking it as not having the CFS throttling bug")
+		}
+		p.release = r
+	}
+	if Preinstalled() {
+		return p, nil
+	}
 	if err := p.apply(opts.Config); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// apply makes cfg the configuration in force, with fresh duty state.
+// apply makes cfg (with the command line's overrides) the configuration in
+// force: everything derived from it is decided here, from it alone, with
+// fresh duty state. Nothing changes when it fails, so a bad configuration
+// leaves the one in force running.
 func (p *Plugin) apply(cfg *config.Config) error {
-	pin, err := pinning.New(p.opts.Topology, cfg, p.log, p.metrics.pinningStats())
+	cfg = p.opts.Overrides.on(cfg)
+	topo := p.opts.Topology
+	if topo == nil {
+		var err error
+		if topo, err = topology.Read(cfg.SysfsRoot); err != nil {
+			return fmt.Errorf("sysfsRoot %s: %w", cfg.SysfsRoot, err)
+		}
+	}
+	pin, err := pinning.New(topo, cfg, p.log, p.metrics.pinningStats())
 	if err != nil {
 		return fmt.Errorf("config does not fit this machine: %w", err)
 	}
+	logFile, err := openLogFile(cfg.Log.File)
+	if err != nil {
+		return err
+	}
+	started, stopped, err := p.metrics.listen(cfg.MetricsAddress)
+	if err != nil {
+		closeLogFile(logFile)
+		return fmt.Errorf("metricsAddress: %w", err)
+	}
+	// Nothing fails from here on.
+	p.logs.set(cfg.Log, logFile)
+	if stopped != "" {
+		p.log.WithField("address", stopped).Info("no longer serving metrics there")
+	}
+	if started != "" {
+		p.log.WithField("address", started).Info("serving metrics on /metrics")
+	}
+	verdict := p.verdict(cfg)
+	cg := p.opts.Cgroups
+	if cg == nil {
+		if h, err := cgroups.Open(cfg.CgroupRoot); err != nil {
+			p.log.WithError(err).Warn("no cgroup tree: pod-level CFS quota clearing and throttling stats are off")
+		} else {
+			cg = h
+		}
+	}
 	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admissionStats())
-	q := quota.New(quota.Mode(cfg.CFSQuota), p.opts.KernelBuggy, p.opts.Cgroups, p.log, p.metrics.quotaStats())
+	q := quota.New(quota.Mode(cfg.CFSQuota), verdict.Buggy, cg, p.log, p.metrics.quotaStats())
+	kube := p.readKubelet(cfg.KubeletRootDir)
+	pin.SetPaused(kube.Static())
 	p.mu.Lock()
-	p.cfg, p.pinner, p.admission, p.quota = cfg, pin, adm, q
+	before := p.kubelet
+	p.cfg, p.pinner, p.admission, p.quota, p.kubelet = cfg, pin, adm, q, kube
+	// Runtimes with NRI >= v0.12.4 then fail creations coreguard does not
+	// answer in time; older ones ignore it.
+	p.policy.FailRequest, p.policy.KeepConnected = cfg.Admission.FailClosed, cfg.Admission.FailClosed
 	p.mu.Unlock()
 	p.metrics.watch(pin, q)
+	p.reportKubelet(before, kube)
 	return nil
 }
 
@@ -128,9 +233,9 @@ func (p *Plugin) duties() duties {
 	return duties{p.admission, p.pinner, p.quota}
 }
 
-// preinstalled reports whether the runtime started this process as a
+// Preinstalled reports whether the runtime started this process as a
 // pre-installed plugin, handing it a connected socket.
-func preinstalled() bool { return os.Getenv(api.PluginSocketEnvVar) != "" }
+func Preinstalled() bool { return os.Getenv(api.PluginSocketEnvVar) != "" }
 
 // Run connects to the runtime and serves until ctx ends. An external plugin
 // reconnects when the runtime goes away (containerd or CRI-O restarting),
@@ -142,15 +247,13 @@ func (p *Plugin) Run(ctx context.Context) error {
 	for {
 		closed := make(chan struct{})
 		opts := []stub.Option{stub.WithOnClose(func() { close(closed) })}
-		if !preinstalled() {
+		if !Preinstalled() {
 			opts = append(opts, stub.WithPluginName(p.opts.Name), stub.WithPluginIdx(p.opts.Index),
 				stub.WithSocketPath(p.opts.Socket))
 		}
-		if p.currentConfig().Admission.FailClosed {
-			// Runtimes with NRI >= v0.12.4 then fail creations coreguard
-			// does not answer in time; older ones ignore it.
-			opts = append(opts, stub.WithFailurePolicy(&api.FailurePolicy{FailRequest: true, KeepConnected: true}))
-		}
+		// The policy is sent in the answer to Configure, which may bring
+		// the configuration that decides it (see apply).
+		opts = append(opts, stub.WithFailurePolicy(p.policy))
 		st, err := stub.New(p, opts...)
 		if err != nil {
 			return fmt.Errorf("nri: %w", err)
@@ -162,7 +265,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if preinstalled() {
+			if Preinstalled() {
 				return err
 			}
 			wait := backoff.next()
@@ -185,7 +288,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 			return nil
 		}
 		p.setStub(nil)
-		if preinstalled() {
+		if Preinstalled() {
 			p.log.Info("runtime closed the connection; exiting (the runtime restarts pre-installed plugins)")
 			return nil
 		}
@@ -193,8 +296,9 @@ func (p *Plugin) Run(ctx context.Context) error {
 	}
 }
 
-// reassertEvery is how often pod quotas that should be off are checked:
-// kubelet rewrites pod cgroups on its own schedule (pod resync, resize).
+// reassertEvery is how often pod quotas that should be off are checked
+// (kubelet rewrites pod cgroups on its own schedule: pod resync, resize),
+// and kubelet's CPU manager policy with them.
 const reassertEvery = 10 * time.Second
 
 // serve waits for the connection to close (true) or ctx to end (false),
@@ -210,6 +314,7 @@ func (p *Plugin) serve(ctx context.Context, closed <-chan struct{}) bool {
 			return true
 		case <-tick.C:
 			p.duties().quota.Reassert()
+			p.checkKubelet()
 		}
 	}
 }

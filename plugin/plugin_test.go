@@ -30,7 +30,7 @@ type harness struct {
 	rt      *nritest.Runtime
 	topo    *topology.Topology
 	cfg     *config.Config
-	extra   plugin.Options // Cgroups and KernelBuggy for the quota tests
+	extra   plugin.Options // Cgroups and KernelRelease for the quota tests
 	metrics *plugin.Metrics
 	stop    func()
 }
@@ -46,9 +46,15 @@ func newHarnessWith(t *testing.T, shape, cfgYAML string, extra plugin.Options) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse([]byte(cfgYAML))
+	// No host state: an empty dir is no cgroup tree (tests that need one
+	// pass extra.Cgroups) and holds no kubelet checkpoint.
+	empty := t.TempDir()
+	cfg, err := config.Parse([]byte(cfgYAML + "\ncgroupRoot: " + empty + "\nkubeletRootDir: " + empty + "\n"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if extra.KernelRelease == "" {
+		extra.KernelRelease = release(false) // whatever kernel runs the tests
 	}
 	h := &harness{t: t, rt: nritest.Start(t), topo: topo, cfg: cfg, extra: extra}
 	h.startPlugin()
@@ -64,7 +70,7 @@ func (h *harness) startPlugin() {
 	log.SetOutput(io.Discard)
 	h.metrics = plugin.NewMetrics()
 	p, err := plugin.New(plugin.Options{Socket: h.rt.Socket, Config: h.cfg, Topology: h.topo, Log: log, Metrics: h.metrics,
-		Cgroups: h.extra.Cgroups, KernelBuggy: h.extra.KernelBuggy})
+		Cgroups: h.extra.Cgroups, KernelRelease: h.extra.KernelRelease})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -58,6 +58,14 @@ func (f *fakeCgroups) quota(parent string) int64 {
 	return q
 }
 
+// release is a kernel the built-in table calls buggy, or fixed.
+func release(buggy bool) string {
+	if buggy {
+		return "5.0.0" // upstream 4.18-5.3: the bug, no backport
+	}
+	return "5.10.0"
+}
+
 func TestQuotaModes(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -75,7 +83,7 @@ func TestQuotaModes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cg := &fakeCgroups{quotas: map[string]int64{}}
 			h := newHarnessWith(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\n"+tt.cfg,
-				plugin.Options{Cgroups: cg, KernelBuggy: tt.buggy})
+				plugin.Options{Cgroups: cg, KernelRelease: release(tt.buggy)})
 			bpod := h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"})
 			cg.kubeletWrites(bpod.Linux.CgroupParent, 200000)
 			b := h.create(bpod, "app", burstable)

@@ -10,14 +10,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/coreguard/coreguard/plugin"
 )
 
 // Exit statuses shared by every subcommand.
 const (
-	exitOK       = 0
-	exitFailed   = 1 // the command ran and the answer is "no" (or it failed)
-	exitUsage    = 2 // bad flags or arguments
-	defaultSysfs = "/sys"
+	exitOK     = 0
+	exitFailed = 1 // the command ran and the answer is "no" (or it failed)
+	exitUsage  = 2 // bad flags or arguments
 )
 
 // command is one subcommand: its flags are declared by setup, which returns
@@ -56,6 +57,11 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 && plugin.Preinstalled() {
+		// The runtime starts a pre-installed plugin with no arguments, only
+		// NRI_PLUGIN_* in its environment: that is the plugin.
+		args = []string{"run"}
+	}
 	if len(args) == 0 {
 		printHelp(stderr)
 		return exitUsage

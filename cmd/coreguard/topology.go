@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/topology"
 )
 
@@ -36,7 +37,7 @@ func topologyCommand() command {
 }
 
 func sysfsFlag(fs *flag.FlagSet) *string {
-	return fs.String("sysfs-root", defaultSysfs, "sysfs to read the topology from (a directory holding devices/system/cpu), e.g. a saved tree from another machine")
+	return fs.String("sysfs-root", config.DefaultSysfsRoot, "sysfs to read the topology from (a directory holding devices/system/cpu), e.g. a saved tree from another machine")
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -26,6 +26,9 @@ type Runtime struct {
 	proxy  *proxy
 	dir    string
 	Socket string
+	// preinstalled: plugins the runtime side launches itself, whose
+	// Synchronize at each start WaitSync waits for.
+	preinstalled bool
 
 	mu     sync.Mutex
 	pods   map[string]*api.PodSandbox
@@ -54,7 +57,21 @@ func StartDirect(tb testing.TB) *Runtime {
 	return start(tb, false)
 }
 
-func start(tb testing.TB, withProxy bool) *Runtime {
+// Plugin is a pre-installed plugin: the runtime side launches Binary as
+// plugins/Name (e.g. "10-coreguard") when it starts, with Config in
+// conf.d/Name.conf (none when empty), as containerd and CRI-O do.
+type Plugin struct {
+	Name, Binary, Config string
+}
+
+// StartPreinstalled is Start with pre-installed plugins, launched by the
+// runtime side itself; WaitSync waits for their Synchronize.
+func StartPreinstalled(tb testing.TB, plugins ...Plugin) *Runtime {
+	tb.Helper()
+	return start(tb, true, plugins...)
+}
+
+func start(tb testing.TB, withProxy bool, plugins ...Plugin) *Runtime {
 	tb.Helper()
 	// Unix socket paths are short: t.TempDir() names can be too long.
 	dir, err := os.MkdirTemp("", "nri")
@@ -63,6 +80,12 @@ func start(tb testing.TB, withProxy bool) *Runtime {
 	}
 	r := &Runtime{tb: tb, dir: dir, Socket: filepath.Join(dir, "nri.sock"), pods: map[string]*api.PodSandbox{},
 		ctrs: map[string]*api.Container{}, synced: make(chan syncEvent, 16)}
+	for _, p := range plugins {
+		if err := r.install(p); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	r.preinstalled = len(plugins) > 0
 	r.startNRI()
 	if !withProxy {
 		r.Socket = filepath.Join(dir, "adaptation.sock")
@@ -92,8 +115,33 @@ func (r *Runtime) startNRI() {
 	if err := r.nri.Start(); err != nil {
 		r.tb.Fatal(err)
 	}
-	r.drainSync()
+	if !r.preinstalled {
+		r.drainSync()
+	}
 }
+
+// install copies a pre-installed plugin and its configuration into place.
+func (r *Runtime) install(p Plugin) error {
+	bin, err := os.ReadFile(p.Binary)
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{"plugins", "conf.d"} {
+		if err := os.MkdirAll(filepath.Join(r.dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "plugins", p.Name), bin, 0o755); err != nil {
+		return err
+	}
+	if p.Config == "" {
+		return nil
+	}
+	return os.WriteFile(filepath.Join(r.dir, "conf.d", p.Name+".conf"), []byte(p.Config), 0o644)
+}
+
+// PluginPath is where the runtime side found pre-installed plugin name.
+func (r *Runtime) PluginPath(name string) string { return filepath.Join(r.dir, "plugins", name) }
 
 // Restart stops NRI, cuts the plugins' connections and starts NRI again
 // with the same containers, as a restarted runtime does.
@@ -135,8 +183,8 @@ func (r *Runtime) blockSync() func() {
 	return r.nri.BlockPluginSync().Unblock
 }
 
-// drainSync forgets the sync Start runs for pre-installed plugins (there
-// are none), so WaitSync waits for a plugin that connects.
+// drainSync forgets the sync Start runs for pre-installed plugins when
+// there are none, so WaitSync waits for a plugin that connects.
 func (r *Runtime) drainSync() {
 	select {
 	case <-r.synced:
@@ -189,6 +237,9 @@ type PodSpec struct {
 	Name, Namespace string
 	QoS             string // "guaranteed", "burstable" or "besteffort": picks the cgroup parent
 	Annotations     map[string]string
+	// HostNetwork: the pod shares the host's network namespace, which
+	// containerd shows by listing no network namespace for it.
+	HostNetwork bool
 }
 
 // RunPod records a pod and tells the plugins.
@@ -208,6 +259,9 @@ func (r *Runtime) RunPod(spec PodSpec) *api.PodSandbox {
 	}
 	pod := &api.PodSandbox{Id: "pod-" + uid, Name: spec.Name, Uid: uid, Namespace: ns,
 		Annotations: spec.Annotations, Linux: &api.LinuxPodSandbox{CgroupParent: parent}}
+	if spec.HostNetwork {
+		pod.Linux.Namespaces = []*api.LinuxNamespace{{Type: "pid"}, {Type: "ipc"}, {Type: "mount"}}
+	}
 	if err := r.nri.RunPodSandbox(context.Background(), &api.RunPodSandboxRequest{Pod: pod}); err != nil {
 		r.tb.Fatalf("RunPodSandbox: %v", err)
 	}

@@ -29,6 +29,10 @@ type Pinner struct {
 	alloc  *alloc.Allocator
 	shared map[string]bool // containers in the shared pool
 	gen    uint64          // bumped whenever the shared pool changes
+	// paused: another party (kubelet's static CPU manager) owns cpusets.
+	// Containers are still tracked, all as shared, and no cpuset is
+	// touched; resuming starts from everyone in the shared pool.
+	paused bool
 }
 
 // Stats counts what the pinner did, for metrics.
@@ -92,6 +96,41 @@ func (p *Pinner) Pinned(id string) bool {
 	return ok
 }
 
+// SetPaused stops (true) or resumes (false) pinning and reports whether
+// that changed anything. Pausing gives up every allocation: the containers
+// holding them count as shared, since their cpusets now belong to kubelet.
+// After resuming, the caller sends the shared pool (Refresh) to every
+// container.
+func (p *Pinner) SetPaused(paused bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused == paused {
+		return false
+	}
+	p.paused = paused
+	if paused {
+		held := p.alloc.Allocations()
+		shared := p.shared
+		if err := p.reset(); err != nil {
+			// The same topology and configuration built it before.
+			p.log.WithError(err).Error("cannot rebuild the allocator")
+		}
+		p.shared = shared
+		for _, al := range held {
+			p.shared[al.Owner] = true
+		}
+	}
+	p.gen++
+	return true
+}
+
+// Paused reports whether pinning is paused (see SetPaused).
+func (p *Pinner) Paused() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused
+}
+
 // Topology returns the machine the pinner hands out.
 func (p *Pinner) Topology() *topology.Topology { return p.topo }
 
@@ -101,6 +140,10 @@ func (p *Pinner) Topology() *topology.Topology { return p.topo }
 func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.ContainerAdjustment) ([]*api.ContainerUpdate, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.paused {
+		p.shared[ctr.GetId()] = true
+		return nil, nil
+	}
 	d, err := Decide(p.cfg, pod, ctr)
 	if err != nil {
 		return nil, err
@@ -186,6 +229,9 @@ func (p *Pinner) Update(pod *api.PodSandbox, ctr *api.Container, res *api.LinuxR
 	defer p.mu.Unlock()
 	id := ctr.GetId()
 	held, pinned := p.alloc.Get(id)
+	if p.paused {
+		return nil, nil
+	}
 	if !pinned {
 		if !p.shared[id] {
 			return nil, nil // unknown to us (created before a resync): leave it
@@ -242,6 +288,13 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	live := slices.DeleteFunc(slices.Clone(ctrs), func(c *api.Container) bool {
 		return c.GetState() == api.ContainerState_CONTAINER_STOPPED
 	})
+	if p.paused {
+		for _, c := range live {
+			p.shared[c.GetId()] = true
+		}
+		p.log.WithField("containers", len(live)).Info("synchronized with the runtime (pinning paused: cpusets left as they are)")
+		return nil, nil
+	}
 	slices.SortFunc(live, func(a, b *api.Container) int { return strings.Compare(a.GetId(), b.GetId()) })
 
 	want := map[string]int{}
@@ -327,7 +380,7 @@ func (p *Pinner) sharedUpdates(before cpuset.CPUSet, skip string) []*api.Contain
 func (p *Pinner) Refresh() ([]*api.ContainerUpdate, uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.shared) == 0 {
+	if len(p.shared) == 0 || p.paused {
 		return nil, p.gen
 	}
 	return p.poolUpdates(p.alloc.Shared(), ""), p.gen
