@@ -15,8 +15,6 @@ import (
 	"regexp"
 	"strings"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/coreguard/coreguard/cgroups"
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/cpuset/alloc"
@@ -128,16 +126,20 @@ func Default() *Config {
 	return c
 }
 
-// Parse reads a YAML (or JSON) configuration. Empty input is the default.
+// Parse reads a YAML (or JSON) configuration: one document, read strictly
+// (see decode). Empty input is the default.
 func Parse(data []byte) (*Config, error) {
 	c := &Config{}
-	if strings.TrimSpace(string(data)) != "" {
-		if err := yaml.UnmarshalStrict(data, c); err != nil {
-			return nil, fmt.Errorf("config: %w", cleanYAMLError(err))
-		}
+	problems, err := decode(data, c)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	if err := c.complete(); err != nil {
-		return nil, err
+		// complete's errors, without its own "config: " prefix.
+		problems = append(problems, errors.Unwrap(err))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("config: %w", errors.Join(problems...))
 	}
 	return c, nil
 }
@@ -249,12 +251,12 @@ func oneOf(bad func(field string, value any, why string), field, value string, a
 // namespaceName is an RFC 1123 label, what Kubernetes allows for namespaces.
 var namespaceName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-// cleanYAMLError strips the JSON-decoder wording sigs.k8s.io/yaml wraps
-// around strict-mode errors, keeping the field name.
+// cleanYAMLError strips the wording sigs.k8s.io/yaml wraps around the YAML
+// parser's errors, which name the line.
 func cleanYAMLError(err error) error {
 	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
 	msg = strings.TrimPrefix(msg, "error unmarshaling JSON: ")
 	msg = strings.TrimPrefix(msg, "while decoding JSON: ")
-	msg = strings.ReplaceAll(msg, "json: unknown field", "unknown field")
 	return errors.New(msg)
 }

@@ -117,7 +117,7 @@ func TestAdmissionConfig(t *testing.T) {
 		{"admission:\n  hostIPC: [\"kube-[system\"]", `admission.hostIPC[0]: "kube-[system" is not a valid glob pattern`},
 		{"admission:\n  hostNetwork: [\"\"]", `admission.hostNetwork[0]: "" is empty`},
 		{"admission:\n  privileged: [kube_system]", "has characters namespace names never have"},
-		{"admission:\n  privilegd: [x]", `unknown field "privilegd"`},
+		{"admission:\n  privilegd: [x]", `unknown field "admission.privilegd"`},
 	}
 	for _, b := range bad {
 		if _, err := Parse([]byte(b.in)); err == nil || !strings.Contains(err.Error(), b.want) {
