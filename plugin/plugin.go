@@ -299,7 +299,7 @@ func (p *Plugin) Run(ctx context.Context) error {
 // reassertEvery is how often pod quotas that should be off are checked
 // (kubelet rewrites pod cgroups on its own schedule: pod resync, resize),
 // and kubelet's CPU manager policy with them.
-const reassertEvery = 10 * time.Second
+var reassertEvery = 10 * time.Second
 
 // serve waits for the connection to close (true) or ctx to end (false),
 // clearing pod quotas kubelet brought back in the meantime.

@@ -49,7 +49,10 @@ func newHarnessWith(t *testing.T, shape, cfgYAML string, extra plugin.Options) *
 	// No host state: an empty dir is no cgroup tree (tests that need one
 	// pass extra.Cgroups) and holds no kubelet checkpoint.
 	empty := t.TempDir()
-	cfg, err := config.Parse([]byte(cfgYAML + "\ncgroupRoot: " + empty + "\nkubeletRootDir: " + empty + "\n"))
+	if !strings.Contains(cfgYAML, "kubeletRootDir:") {
+		cfgYAML += "\nkubeletRootDir: " + empty
+	}
+	cfg, err := config.Parse([]byte(cfgYAML + "\ncgroupRoot: " + empty + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

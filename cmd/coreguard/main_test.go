@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -45,6 +47,9 @@ func TestHelpAndUsage(t *testing.T) {
 		{[]string{"topology", "extra"}, 2, "", "unexpected arguments"},
 		{[]string{"version"}, 0, "coreguard ", ""},
 		{[]string{"run", "--log-level", "loud"}, 2, "", `--log-level: "loud"`},
+		{[]string{"run", "--log-format", "xml"}, 2, "", `--log-format: "xml" is not one of text, json`},
+		{[]string{"run", "--metrics-address", "9110"}, 2, "", `--metrics-address: "9110" is not host:port`},
+		{[]string{"run", "--config", "/nonexistent/coreguard.yaml"}, 1, "", "/nonexistent/coreguard.yaml"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -190,4 +195,34 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// TestKubeletStaticWarning: on a node where kubelet's CPU manager runs the
+// static policy, topology and plan say that coreguard does not pin there,
+// in the drawing and in the JSON.
+func TestKubeletStaticWarning(t *testing.T) {
+	static := t.TempDir()
+	if err := os.WriteFile(filepath.Join(static, "cpu_manager_state"),
+		[]byte(`{"policyName":"static","defaultCpuSet":"0-79","checksum":1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := t.TempDir() // no checkpoint: nothing to say
+	tree := generated(t, sysfsgen.IntelHT2S)
+	const want = "kubelet's CPU manager runs the static policy on this node"
+	for _, args := range [][]string{
+		{"topology", "--sysfs-root", tree},
+		{"topology", "--json", "--sysfs-root", tree},
+		{"plan", "--sysfs-root", tree, "2"},
+		{"plan", "--json", "--sysfs-root", tree, "2"},
+	} {
+		for _, dir := range []string{static, none} {
+			code, out, errOut := runCLI(append(args, "--kubelet-root-dir", dir)...)
+			if code != exitOK {
+				t.Fatalf("%v: exit %d: %s", args, code, errOut)
+			}
+			if got := strings.Contains(out, want); got != (dir == static) {
+				t.Errorf("%v --kubelet-root-dir %s: warning shown %v, want %v:\n%s", args, dir, got, dir == static, out)
+			}
+		}
+	}
 }

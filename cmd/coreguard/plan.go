@@ -22,6 +22,7 @@ func planCommand() command {
 			"Exit status: 0 when every request was met, 1 when one was not, 2 for bad usage.",
 		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
 			root := sysfsFlag(fs)
+			kubeletRoot := kubeletFlag(fs)
 			reserved := fs.String("reserved", "", "reserved CPUs never given out exclusively, as a Linux list (kubelet's reservedSystemCPUs), e.g. 0,40; widened to whole cores")
 			taken := fs.String("taken", "", "CPUs already held exclusively, as a Linux list; their cores are not free and split siblings are withheld")
 			odd := fs.String("odd-cpus", string(alloc.RoundUp), "what to do with requests that do not fill whole cores: round-up, isolate or reject")
@@ -48,6 +49,7 @@ func planCommand() command {
 				if err != nil {
 					return usageError{err.Error()}
 				}
+				res.Warnings = append(kubeletWarnings(*kubeletRoot), res.Warnings...)
 				if *asJSON {
 					err = writeJSON(stdout, res)
 				} else {
