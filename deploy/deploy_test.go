@@ -257,6 +257,7 @@ func TestDaemonSetContainer(t *testing.T) {
 		"nri":                {"/var/run/nri", path.Dir(flags["socket"]), false},
 		"sys-devices-system": {"/sys/devices/system", flags["sysfs-root"] + "/devices/system", true},
 		"cgroup":             {"/sys/fs/cgroup", flags["cgroup-root"], false},
+		"kubelet":            {config.DefaultKubeletRootDir, config.DefaultKubeletRootDir, true},
 		"netns":              {"/var/run/netns", "/var/run/netns", true},
 		"ipcns":              {"/var/run/ipcns", "/var/run/ipcns", true},
 	}
@@ -278,6 +279,11 @@ func TestDaemonSetContainer(t *testing.T) {
 	}
 	for name := range wants {
 		t.Errorf("hostPath %s missing", name)
+	}
+	// kubelet's root dir holds every pod's volumes, secrets among them:
+	// read-only all the way down where the runtime can.
+	if m := mounts["kubelet"]; m.RecursiveReadOnly == nil || *m.RecursiveReadOnly != corev1.RecursiveReadOnlyIfPossible {
+		t.Errorf("kubelet mount: recursiveReadOnly %v, want IfPossible", m.RecursiveReadOnly)
 	}
 
 	// The configuration: the ConfigMap, where --config says.

@@ -81,13 +81,12 @@ var admissionKinds = []struct {
 			`and may not use the host's network namespace ({hostNetwork}); allowed: kube-system`},
 }
 
-// startAdmissionCoreguard runs coreguard with cfg and metrics on a free
+// startAdmissionCoreguard installs coreguard with cfg and metrics on a free
 // loopback port. Admission needs no particular topology; two single-thread
 // cores keep every container in the shared pool.
-func startAdmissionCoreguard(t *testing.T, rt *harness.Runtime, cfg string) *coreguard.Process {
+func startAdmissionCoreguard(t *testing.T, rt *harness.Runtime, cfg string) *coreguard.Installed {
 	t.Helper()
-	return startCoreguardWith(t, coreguard.Options{Socket: rt.NRISocket, SysfsRoot: topologyDir(t, sysfsgen.TwoCPUsTwoCores),
-		Config: cfg, Dir: t.TempDir(), MetricsAddress: "127.0.0.1:0"})
+	return startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, cfg+"\nmetricsAddress: \"127.0.0.1:0\"\n")
 }
 
 // wantMessage is the regexp of the whole CRI message for a refusal: the
@@ -185,7 +184,7 @@ func testAdmissionAudit(t *testing.T, x expect) {
 	for _, line := range metricLines(body, "coreguard_admission_rejections_total{") {
 		t.Errorf("rejection counted in audit mode: %s", line)
 	}
-	log, err := os.ReadFile(cg.LogPath)
+	log, err := os.ReadFile(cg.LogFile())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +243,9 @@ func testAdmissionFailClosed(t *testing.T, x expect) {
 	}
 	wantRunning(ctx, t, c)
 
-	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, "admission:\n  failClosed: true\n")
+	// External: the scenario kills coreguard and starts it again while the
+	// runtime runs, which only an external plugin can be.
+	cg := startExternalCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, "admission:\n  failClosed: true\n")
 	_, c, err = ordinaryPod.run(ctx, rt, "default")
 	if err != nil {
 		t.Fatalf("ordinary pod refused with coreguard connected: %v", err)
@@ -374,8 +375,16 @@ func wantRefusalRe(ctx context.Context, t *testing.T, pod *harness.Pod, err erro
 	}
 }
 
+// instance is a running coreguard, pre-installed (*coreguard.Installed) or
+// external (*coreguard.Process).
+type instance interface {
+	LogFile() string
+	LogTail(n int) string
+	MetricsURL() (string, error)
+}
+
 // scrape fetches coreguard's /metrics.
-func scrape(t *testing.T, cg *coreguard.Process) string {
+func scrape(t *testing.T, cg instance) string {
 	t.Helper()
 	url, err := cg.MetricsURL()
 	if err != nil {

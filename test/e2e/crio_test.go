@@ -79,36 +79,24 @@ func TestCRIODeployDropIns(t *testing.T) {
 	wantRunning(ctx, t, u)
 	t.Log("11-nri-required.conf in force, coreguard absent: container created and running (no default validator in CRI-O 1.34.0)")
 
-	for _, d := range []string{"plugins", "conf.d"} {
-		if err := os.MkdirAll(filepath.Join(dropDir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin, err := coreguard.Build()
+	cg, err := coreguard.Install(coreguard.InstallOptions{PluginDir: filepath.Join(dropDir, "plugins"),
+		ConfigDir: filepath.Join(dropDir, "conf.d"), Config: reserveCPU0,
+		LogPath: filepath.Join(rt.Dir, "coreguard.log"), SysfsRoot: topologyDir(t, sysfsgen.TwoCPUsTwoCores)})
 	if err != nil {
-		t.Fatal(err)
-	}
-	topo := filepath.Join(rt.Dir, "sysfs")
-	if err := sysfsgen.Write(topo, sysfsgen.Shapes()[sysfsgen.TwoCPUsTwoCores]); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(rt.Dir, "coreguard.log")
-	if err := coreguard.WriteWrapper(filepath.Join(dropDir, "plugins", "10-coreguard"), bin, topo, logPath); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dropDir, "conf.d", "10-coreguard.conf"), []byte(reserveCPU0+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Log(tail(logPath, 60))
+			t.Log(cg.LogTail(60))
 		}
 	})
 	if err := rt.Restart(); err != nil { // CRI-O starts pre-installed plugins when it starts
 		t.Fatal(err)
 	}
-	waitLogSyncs(t, logPath, 1)
-	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "using the runtime-provided configuration") {
+	if err := cg.WaitSyncs(1, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(cg.LogPath); !strings.Contains(string(b), "using the runtime-provided configuration") {
 		t.Errorf("coreguard did not report taking the runtime's configuration:\n%s", b)
 	}
 	g := runPod(ctx, t, rt, "guaranteed", guaranteed1)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,15 +70,53 @@ func startRuntimeWith(t *testing.T, x expect, opts harness.Options) *harness.Run
 	return rt
 }
 
-// startCoreguard runs coreguard as an external plugin of rt on a generated
-// topology and waits for its first Synchronize. On failure its log tail is
-// logged; it is killed when the test ends (before the runtime's teardown).
-func startCoreguard(t *testing.T, rt *harness.Runtime, shape, cfg string) *coreguard.Process {
+// startCoreguard installs coreguard into rt the way docs/install.md tells
+// an admin to for a pre-installed plugin: the files `make install` writes,
+// copied into the runtime's NRI plugin and config dirs, its configuration
+// edited (cfg, a generated topology as sysfsRoot, a log file), and the
+// runtime restarted, which starts it with no arguments. It waits for its
+// first Synchronize; on failure its log tail is logged.
+func startCoreguard(t *testing.T, rt *harness.Runtime, shape, cfg string) *coreguard.Installed {
+	t.Helper()
+	t0 := time.Now()
+	in := installCoreguard(t, rt, shape, cfg)
+	before := in.Syncs()
+	if err := rt.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.WaitSyncs(before+1, 30*time.Second); err != nil {
+		t.Fatalf("%v\nruntime log:\n%s", err, rt.LogTail(30))
+	}
+	t.Logf("pre-installed coreguard (pid %d) synchronized %v after the runtime's restart", in.Pid(), time.Since(t0).Round(time.Millisecond))
+	return in
+}
+
+// installCoreguard is startCoreguard without the runtime's restart.
+func installCoreguard(t *testing.T, rt *harness.Runtime, shape, cfg string) *coreguard.Installed {
+	t.Helper()
+	in, err := coreguard.Install(coreguard.InstallOptions{PluginDir: rt.PluginPath, ConfigDir: rt.PluginConfigPath,
+		Config: cfg, SysfsRoot: topologyDir(t, shape), LogPath: filepath.Join(rt.Dir, "coreguard.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(in.LogTail(60))
+		}
+	})
+	return in
+}
+
+// startExternalCoreguard runs coreguard as an external plugin of rt (the
+// DaemonSet's shape) on a generated topology and waits for its first
+// Synchronize. On failure its log tail is logged; it is killed when the
+// test ends (before the runtime's teardown).
+func startExternalCoreguard(t *testing.T, rt *harness.Runtime, shape, cfg string) *coreguard.Process {
 	t.Helper()
 	return startCoreguardWith(t, coreguard.Options{Socket: rt.NRISocket, SysfsRoot: topologyDir(t, shape), Config: cfg, Dir: t.TempDir()})
 }
 
-// startCoreguardWith is startCoreguard with every option.
+// startCoreguardWith is startExternalCoreguard with every option.
 func startCoreguardWith(t *testing.T, opts coreguard.Options) *coreguard.Process {
 	t.Helper()
 	t0 := time.Now()

@@ -2,95 +2,120 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/coreguard/coreguard/test/e2e/coreguard"
+	"github.com/coreguard/coreguard/kernel"
 	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 )
 
-// TestPreinstalled is scenario (f): the runtime itself starts coreguard
-// from its plugin dir as 10-coreguard and hands it 10-coreguard.conf.
-// CPU 1 going to the Guaranteed container shows the runtime's
-// configuration (CPU 0 reserved) is in force: without it coreguard would
-// pin the lowest free core, CPU 0.
+// TestPreinstalled is scenario (f) as an admin installs it: the files
+// `make install` writes (the bare binary as 10-coreguard, its
+// 10-coreguard.conf), in the runtime's NRI plugin and config dirs, the
+// configuration edited, the runtime restarted; the runtime starts coreguard
+// with no arguments. Everything comes from that configuration: the
+// topology (two cores, CPU 0 reserved: the Guaranteed container gets CPU
+// 1), the log file, the metrics address (the test reads /metrics there) and
+// a kernel rule declaring the running kernel buggy, whose verdict takes
+// effect: cfsQuota auto lifts a Burstable container's quota, container and
+// pod level, which this kernel alone would keep. A privileged pod in
+// default is refused by the installed binary; a runtime restart restarts
+// and resynchronizes it.
 func TestPreinstalled(t *testing.T) {
 	forEachRuntime(t, testPreinstalled)
 }
 
 func testPreinstalled(t *testing.T, x expect) {
-	rt := startRuntime(t, x)
-	bin, err := coreguard.Build()
+	release, err := kernel.Running()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Under rt.Dir, so the harness's teardown finds the plugin process by
-	// its command line.
-	topo := filepath.Join(rt.Dir, "sysfs")
-	if err := sysfsgen.Write(topo, sysfsgen.Shapes()[sysfsgen.TwoCPUsTwoCores]); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(rt.Dir, "coreguard.log")
-	wrapper := filepath.Join(t.TempDir(), "10-coreguard")
-	if err := coreguard.WriteWrapper(wrapper, bin, topo, logPath); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(tail(logPath, 60))
+	rt := startRuntime(t, x)
+	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, fmt.Sprintf(`%s
+metricsAddress: "127.0.0.1:0"
+kernel:
+  add:
+    - name: this-node
+      from: %q
+      verdict: buggy
+      source: "e2e: the running kernel, declared buggy by the admin"
+`, reserveCPU0, release))
+	log, _ := os.ReadFile(cg.LogPath)
+	for _, want := range []string{"using the runtime-provided configuration", "verdict=buggy", "rule=this-node"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("coreguard's log lacks %q:\n%s", want, cg.LogTail(30))
 		}
-	})
-	if err := rt.InstallPlugin(harness.PluginFile{Name: "10-coreguard", Source: wrapper, Config: reserveCPU0 + "\n"}); err != nil {
-		t.Fatal(err)
-	}
-	// The runtime launches pre-installed plugins when it starts.
-	if err := rt.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	waitLogSyncs(t, logPath, 1)
-	log, _ := os.ReadFile(logPath)
-	if !strings.Contains(string(log), "using the runtime-provided configuration") {
-		t.Errorf("coreguard did not report taking the runtime's configuration:\n%s", log)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	b := runPod(ctx, t, rt, "burstable", burstable)
 	wantCPUs(ctx, t, b, "0-1")
+	wantQuota(ctx, t, b, -1)
+	wantPodQuota(t, b.Pod, -1)
 	g := runPod(ctx, t, rt, "guaranteed", guaranteed1)
 	wantCPUs(ctx, t, g, "1")
+	wantQuota(ctx, t, g, -1)
 	waitCPUs(ctx, t, b, "0")
+
+	refused, _, err := debugPod.run(ctx, rt, "default")
+	wantRefusal(ctx, t, refused, err, x.refusal+"coreguard: privileged container")
+	if _, c, err := debugPod.run(ctx, rt, "kube-system"); err != nil {
+		t.Errorf("privileged pod in kube-system refused: %v", err)
+	} else {
+		wantRunning(ctx, t, c)
+	}
+
+	body := scrape(t, cg)
+	for _, line := range []string{
+		fmt.Sprintf(`coreguard_cfs_bug_verdict{kernel=%q,rule="this-node",verdict="buggy"} 1`, release),
+		`coreguard_pinning_enabled 1`,
+		`coreguard_runtime_connected 1`,
+		`coreguard_exclusive_containers 1`,
+		`coreguard_admission_rejections_total{namespace="default",reason="privileged"} 1`,
+	} {
+		wantMetric(t, body, line)
+	}
 
 	// A pre-installed coreguard exits with its connection; the runtime
 	// starts a new one when it comes back, which resynchronizes.
+	syncs := cg.Syncs()
 	if err := rt.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	waitLogSyncs(t, logPath, 2)
+	if err := cg.WaitSyncs(syncs+1, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	stopAndRemove(ctx, t, g)
 	waitCPUs(ctx, t, b, "0-1")
 }
 
-func waitLogSyncs(t *testing.T, logPath string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for coreguard.CountSyncs(logPath) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("pre-installed coreguard synchronized %d times, want %d:\n%s", coreguard.CountSyncs(logPath), n, tail(logPath, 40))
+// TestPreinstalledBadConfig: an installed configuration with a bad value
+// keeps coreguard from registering, and the runtime's log (where an admin
+// looks: journalctl -u containerd or crio) names the field and value; the
+// runtime runs on, creating containers without coreguard (NRI fails open
+// for a plugin that is not there, unless required: docs/admission.md).
+func TestPreinstalledBadConfig(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, x expect) {
+		rt := startRuntime(t, x)
+		installCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, "cfsQuota: sometimes\n")
+		if err := rt.Restart(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return "----- " + path + " -----\n" + strings.Join(lines[max(0, len(lines)-n):], "\n")
+		const want = `cfsQuota: \"sometimes\" is not one of auto, clear, keep`
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(rt.LogTail(400), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the runtime's log does not name the bad field (%s):\n%s", want, rt.LogTail(40))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		wantRunning(ctx, t, runPod(ctx, t, rt, "unguarded", harness.Resources{}))
+	})
 }

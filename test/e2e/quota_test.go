@@ -536,9 +536,9 @@ func metricValue(body, name string, want map[string]string) (float64, bool) {
 	return 0, false
 }
 
-func readLog(t *testing.T, cg *coreguard.Process) string {
+func readLog(t *testing.T, cg instance) string {
 	t.Helper()
-	b, err := os.ReadFile(cg.LogPath)
+	b, err := os.ReadFile(cg.LogFile())
 	if err != nil {
 		t.Fatal(err)
 	}

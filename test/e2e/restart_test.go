@@ -104,10 +104,13 @@ func testRuntimeRestartReconnects(t *testing.T, x expect) {
 // pinnedBesideShared starts the runtime and coreguard on two single-thread
 // cores with CPU 0 reserved, then a burstable pod and a Guaranteed cpu: 1
 // pod: the pinned one on CPU 1, the burstable one shrunk to CPU 0.
+// coreguard is external: these scenarios restart it, or the runtime under
+// it, and see it reconnect (a pre-installed one restarts with the runtime:
+// TestPreinstalled).
 func pinnedBesideShared(ctx context.Context, t *testing.T, x expect) (*harness.Runtime, *coreguard.Process, *harness.Container, *harness.Container) {
 	t.Helper()
 	rt := startRuntime(t, x)
-	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0)
+	cg := startExternalCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0)
 	b := runPod(ctx, t, rt, "burstable", burstable)
 	g := runPod(ctx, t, rt, "guaranteed", guaranteed1)
 	wantCPUs(ctx, t, g, "1")

@@ -35,7 +35,7 @@ func TestKubeletComparison(t *testing.T) {
 		c := startCluster(t, cluster.Options{NoControllers: true})
 		cg, err := coreguard.Start(coreguard.Options{
 			Socket: c.Runtime.NRISocket, SysfsRoot: topologyDir(t, sysfsgen.TwoCPUsTwoCores),
-			Config: "reservedSystemCPUs: \"0\"\n", Dir: t.TempDir(),
+			Config: "reservedSystemCPUs: \"0\"\nkubeletRootDir: " + c.KubeletRoot + "\n", Dir: t.TempDir(),
 		})
 		if err != nil {
 			t.Fatal(err)

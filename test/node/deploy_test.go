@@ -30,39 +30,41 @@ func repoRoot(t *testing.T) string {
 	return abs
 }
 
-// TestNodePreinstalled installs coreguard the way `make install` does (the
-// binary as NN-coreguard in the runtime's NRI plugin dir, deploy/nri's
-// configuration beside it): containerd starts it. On one core of two
-// threads (2cpu-1core, CPUs 0 and 1), a Guaranteed `cpu: 1` pod, which
-// kubelet's full-pcpus-only refuses, runs on the whole core with no quota.
-func TestNodePreinstalled(t *testing.T) {
-	skipIfUnavailable(t)
-	bin, err := coreguard.Build()
+// installCoreguard installs coreguard into the cluster's containerd as
+// docs/install.md tells an admin to for a pre-installed plugin: the files
+// `make install` writes, in containerd's NRI plugin and config dirs, the
+// configuration edited (cfg, the generated topology, a log file, kubelet's
+// root dir), containerd restarted; containerd starts it with no arguments.
+func installCoreguard(t *testing.T, c *cluster.Cluster, shape, cfg string) *coreguard.Installed {
+	t.Helper()
+	in, err := coreguard.Install(coreguard.InstallOptions{PluginDir: c.Runtime.PluginPath, ConfigDir: c.Runtime.PluginConfigPath,
+		Config: cfg + "\nkubeletRootDir: " + c.KubeletRoot + "\n", SysfsRoot: topologyDir(t, shape),
+		LogPath: filepath.Join(t.TempDir(), "coreguard.log")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy/nri/10-coreguard.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "coreguard.log")
-	wrapper := filepath.Join(dir, "coreguard-wrapper")
-	if err := coreguard.WriteWrapper(wrapper, bin, topologyDir(t, sysfsgen.TwoCPUsOneCore), logPath); err != nil {
-		t.Fatal(err)
-	}
-	c := startCluster(t, cluster.Options{Runtime: harness.Options{
-		Plugins: []harness.PluginFile{{Name: "10-coreguard", Source: wrapper, Config: string(conf)}},
-	}})
 	t.Cleanup(func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("coreguard log:\n%s", b)
+			t.Log(in.LogTail(60))
 		}
 	})
-	if n := coreguard.CountSyncs(logPath); n < 1 {
-		t.Fatalf("pre-installed coreguard has not synchronized with containerd (log %s)", logPath)
+	if err := c.Runtime.Restart(); err != nil {
+		t.Fatal(err)
 	}
+	if err := in.WaitSyncs(1, settle); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// TestNodePreinstalled: coreguard installed as a pre-installed plugin under
+// kubelet with cpuManagerPolicy none pins. On one core of two threads
+// (2cpu-1core, CPUs 0 and 1), a Guaranteed `cpu: 1` pod, which kubelet's
+// full-pcpus-only refuses, runs on the whole core with no quota; a
+// privileged pod in default is refused.
+func TestNodePreinstalled(t *testing.T) {
+	c := startCluster(t, cluster.Options{})
+	installCoreguard(t, c, sysfsgen.TwoCPUsOneCore, "")
 
 	createPod(t, c, guaranteed("odd", "1"))
 	p := waitRunning(t, c, "default", "odd")
@@ -79,6 +81,49 @@ func TestNodePreinstalled(t *testing.T) {
 		t.Errorf("privileged pod: CreateContainerError %q, want coreguard's refusal", msg)
 	}
 	deletePod(t, c, "default", "odd")
+}
+
+// TestNodeKubeletStatic: on a node where kubelet runs the static CPU
+// manager policy, the installed coreguard leaves cpusets to kubelet and
+// says why (its log and coreguard_pinning_enabled 0), while its quota
+// (cfsQuota: clear) and admission duties still act.
+func TestNodeKubeletStatic(t *testing.T) {
+	c := startCluster(t, cluster.Options{CPUManagerPolicy: "static", ReservedSystemCPUs: "0"})
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := installCoreguard(t, c, sysfsgen.TwoCPUsTwoCores, fmt.Sprintf("cfsQuota: clear\nmetricsAddress: \"127.0.0.1:%d\"\n", port))
+	log, _ := os.ReadFile(cg.LogPath)
+	const why = "not pinning: kubelet's CPU manager runs the static policy on this node"
+	if !strings.Contains(string(log), why) {
+		t.Errorf("coreguard's log does not say %q:\n%s", why, cg.LogTail(30))
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	if v, keys := metric(scrape(t, url), "coreguard_pinning_enabled"); v != 0 || keys == "" {
+		t.Errorf("coreguard_pinning_enabled = %v (%q), want 0", v, keys)
+	}
+
+	// kubelet's static policy pins the Guaranteed pod to CPU 1 (0 is
+	// reserved); coreguard holds nothing.
+	createPod(t, c, guaranteed("pinned", "1"))
+	p := waitRunning(t, c, "default", "pinned")
+	waitCpus(t, c, p, "1")
+	if v, _ := metric(scrape(t, url), "coreguard_exclusive_containers"); v != 0 {
+		t.Errorf("coreguard_exclusive_containers = %v under kubelet's static policy, want 0", v)
+	}
+	// Quota: cfsQuota clear lifts the Burstable pod's 500m limit.
+	createPod(t, c, podSpec{name: "limited", ns: "default", cpuReq: "0", cpuLim: "500m", memReq: "32Mi", memLim: "64Mi"})
+	b := waitRunning(t, c, "default", "limited")
+	if q := containerCPU(t, c, b).Quota; q != -1 {
+		t.Errorf("Burstable container cpu.cfs_quota_us = %d, want -1 (cfsQuota: clear)", q)
+	}
+	waitPodQuota(t, c, b, -1, 12*time.Second)
+	// Admission: a privileged pod in default is refused.
+	createPod(t, c, podSpec{name: "priv", privileged: true})
+	if msg := waitCreateContainerError(t, c, "default", "priv"); !strings.Contains(msg, "coreguard") || !strings.Contains(msg, "privileged") {
+		t.Errorf("privileged pod: CreateContainerError %q, want coreguard's refusal", msg)
+	}
 }
 
 // imageTar returns the coreguard image tarball `make image-tar` writes
@@ -155,8 +200,8 @@ patches:
   - path: config.yaml
 `, rel))
 	// Host paths: the private containerd's NRI socket dir, the generated
-	// topology, netns/ipcns dirs inside the cluster's dir (nothing on the
-	// host outside it). Their mountPropagation HostToContainer needs a
+	// topology, the cluster's kubelet root dir, netns/ipcns dirs inside the
+	// cluster's dir (nothing on the host outside it). Their mountPropagation HostToContainer needs a
 	// shared or slave mount, and / is private on these VMs: kubelet's root
 	// dir, which kubelet bind-mounts onto itself as shared, is one.
 	writeFile(t, overlay, "daemonset-paths.yaml", fmt.Sprintf(`apiVersion: apps/v1
@@ -176,8 +221,10 @@ spec:
           hostPath: {path: %q, type: DirectoryOrCreate}
         - name: ipcns
           hostPath: {path: %q, type: DirectoryOrCreate}
+        - name: kubelet
+          hostPath: {path: %q, type: Directory}
 `, filepath.Dir(c.Runtime.NRISocket), filepath.Join(topo, "devices/system"),
-		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns")))
+		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns"), c.KubeletRoot))
 	writeFile(t, overlay, "config.yaml", fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
 metadata:

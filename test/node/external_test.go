@@ -34,7 +34,7 @@ func TestNodeExternal(t *testing.T) {
 	c := startCluster(t, cluster.Options{})
 	cg, err := coreguard.Start(coreguard.Options{
 		Socket: c.Runtime.NRISocket, SysfsRoot: topologyDir(t, sysfsgen.TwoCPUsTwoCores),
-		Config: externalConfig, Dir: t.TempDir(), MetricsAddress: "127.0.0.1:0",
+		Config: externalConfig + "kubeletRootDir: " + c.KubeletRoot + "\n", Dir: t.TempDir(), MetricsAddress: "127.0.0.1:0",
 	})
 	if err != nil {
 		t.Fatal(err)

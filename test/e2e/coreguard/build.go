@@ -42,9 +42,11 @@ func Build() (string, error) {
 	return buildBin, buildErr
 }
 
-// RemoveBuild deletes what Build made (call it from TestMain).
+// RemoveBuild deletes what Build and MakeInstall made (call it from TestMain).
 func RemoveBuild() {
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir)
+	for _, d := range []string{buildDir, installStage} {
+		if d != "" {
+			_ = os.RemoveAll(d)
+		}
 	}
 }

@@ -193,8 +193,13 @@ func (p *Process) Restart() error {
 }
 
 // LogTail returns the last n lines of coreguard's log.
-func (p *Process) LogTail(n int) string {
-	b, err := os.ReadFile(p.LogPath)
+func (p *Process) LogTail(n int) string { return logTail(p.LogPath, n) }
+
+// LogFile is where coreguard's output goes.
+func (p *Process) LogFile() string { return p.LogPath }
+
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "(no coreguard log: " + err.Error() + ")"
 	}
@@ -202,7 +207,13 @@ func (p *Process) LogTail(n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return "----- coreguard log tail (" + p.LogPath + ") -----\n" + strings.Join(lines, "\n")
+	return "----- coreguard log tail (" + path + ") -----\n" + strings.Join(lines, "\n")
+}
+
+// CountSyncs counts the Synchronize calls logged in a coreguard log.
+func CountSyncs(logPath string) int {
+	b, _ := os.ReadFile(logPath)
+	return strings.Count(string(b), SyncedMsg)
 }
 
 // metricsLine is what coreguard logs once its metrics listener is up, e.g.
