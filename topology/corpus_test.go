@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/coreguard/coreguard/topology"
-	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 // machine holds the facts the fixtures' README lists for one tarball.
@@ -51,14 +51,14 @@ var corpus = map[string]machine{
 }
 
 func TestCorpus(t *testing.T) {
-	dir, names := sysfsgen.Fixtures(t)
+	dir, names := sysfstest.Fixtures(t)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			want, ok := corpus[name]
 			if !ok {
 				t.Fatalf("%s is not in the corpus table: add its facts from the README", name)
 			}
-			topo, err := topology.Read(sysfsgen.ExtractFixture(t, name))
+			topo, err := topology.Read(sysfstest.ExtractFixture(t, name))
 			if err != nil {
 				t.Fatal(err)
 			}
