@@ -58,12 +58,17 @@ func TestCorpus(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s is not in the corpus table: add its facts from the README", name)
 			}
-			topo, err := topology.Read(sysfstest.ExtractFixture(t, name))
+			root := sysfstest.ExtractFixture(t, name)
+			topo, err := topology.Read(root)
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkMachine(t, topo, want)
 			checkNesting(t, topo)
+			// Here rather than in its own test, to unpack each tarball once.
+			if err := ghwNodeMismatch(root, topo); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 	for name := range corpus {

@@ -102,7 +102,7 @@ func TestReadRejectsInconsistentInput(t *testing.T) {
 		"core split between nodes": {
 			[]edit{{nodeDir + "/node0/cpulist", "0-1,5"}, {nodeDir + "/node1/cpulist", "2-4,6-7"}},
 			nodeDir, "core 0,4 is split"},
-		"node cpulist disagrees with its cpu links (ghw)": {
+		"node cpulist disagrees with its cpu links": {
 			[]edit{{nodeDir + "/node0/cpu1", "<remove>"}, {nodeDir + "/node1/cpu1", "<link>../../cpu/cpu1"}},
 			nodeDir + "/node0/cpulist", `"0-1,4-5" disagree with the node's cpuN links "0,4-5"`},
 		"L3 lists disagree": {
