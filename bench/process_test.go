@@ -17,6 +17,7 @@ import (
 
 	"github.com/coreguard/coreguard/internal/nritest"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 var (
@@ -58,7 +59,7 @@ func removeBinary() {
 // epycTree writes the generated 384-CPU sysfs tree and returns its root.
 func epycTree(b *testing.B) string {
 	b.Helper()
-	root := sysfsgen.TempDir(b)
+	root := sysfstest.TempDir(b)
 	if err := sysfsgen.Write(root, sysfsgen.Shapes()[sysfsgen.EPYC384]); err != nil {
 		b.Fatal(err)
 	}

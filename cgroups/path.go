@@ -2,7 +2,6 @@ package cgroups
 
 import (
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -15,17 +14,6 @@ type Cgroup struct {
 	Version Version // where Dir is: a v1 cpu controller or the v2 unified tree
 }
 
-// Resolve finds the cpu cgroup of a kubelet or runtime cgroup path in the
-// hierarchy at root (see Group for the forms). It does not check that the
-// cgroup exists.
-func Resolve(root, cgroupPath string) (Cgroup, error) {
-	h, err := Open(root)
-	if err != nil {
-		return Cgroup{}, err
-	}
-	return h.Resolve(cgroupPath)
-}
-
 // Resolve finds the cpu cgroup of a kubelet or runtime cgroup path (see
 // Group). It does not check that the cgroup exists.
 func (h *Hierarchy) Resolve(cgroupPath string) (Cgroup, error) {
@@ -34,33 +22,6 @@ func (h *Hierarchy) Resolve(cgroupPath string) (Cgroup, error) {
 		return Cgroup{}, err
 	}
 	return Cgroup{Group: g, Dir: filepath.Join(h.CPUDir, filepath.FromSlash(g)), Version: h.Version}, nil
-}
-
-// ContainerCgroup is the cpu cgroup of an NRI container's
-// Linux.CgroupsPath, as containerd or CRI-O give it. Unlike Resolve it
-// fails when the cgroup is not there, with an error that matches
-// fs.ErrNotExist (the container is gone, or not started yet).
-func (h *Hierarchy) ContainerCgroup(cgroupsPath string) (Cgroup, error) {
-	if cgroupsPath == "" {
-		return Cgroup{}, fmt.Errorf("container has no cgroups path")
-	}
-	c, err := h.Resolve(cgroupsPath)
-	if err != nil {
-		return Cgroup{}, err
-	}
-	if _, err := os.Stat(c.Dir); err != nil {
-		return Cgroup{}, fmt.Errorf("cgroup %q of %q: %w", c.Dir, cgroupsPath, err)
-	}
-	return c, nil
-}
-
-// ContainerCgroup is Hierarchy.ContainerCgroup on the host's hierarchy.
-func ContainerCgroup(cgroupsPath string) (Cgroup, error) {
-	h, err := Host()
-	if err != nil {
-		return Cgroup{}, err
-	}
-	return h.ContainerCgroup(cgroupsPath)
 }
 
 // Group turns a cgroup path as kubelet or a runtime writes it into the

@@ -53,15 +53,6 @@ func (h *Hierarchy) PodQuota(podCgroupParent string) (quota, period int64, err e
 	return c.quota()
 }
 
-// ClearPodQuota is Hierarchy.ClearPodQuota on the host's hierarchy.
-func ClearPodQuota(podCgroupParent string) error {
-	h, err := Host()
-	if err != nil {
-		return err
-	}
-	return h.ClearPodQuota(podCgroupParent)
-}
-
 // PodQuota is Hierarchy.PodQuota on the host's hierarchy.
 func PodQuota(podCgroupParent string) (quota, period int64, err error) {
 	h, err := Host()

@@ -90,14 +90,15 @@ func TestV1SystemdForms(t *testing.T) {
 		t.Fatalf("PodQuota = %d, %v; want -1", q, err)
 	}
 	for _, prefix := range []string{"cri-containerd", "crio"} {
-		c, err := h.ContainerCgroup(podParent + ":" + prefix + ":" + ctrID)
+		cgroupsPath := podParent + ":" + prefix + ":" + ctrID
+		c, err := h.Resolve(cgroupsPath)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := filepath.Join(podDir, prefix+"-"+ctrID+".scope"); c.Dir != want {
 			t.Errorf("%s: Dir = %s, want %s", prefix, c.Dir, want)
 		}
-		if _, err := c.CPUStat(); err != nil {
+		if _, err := h.ReadCPUStat(cgroupsPath); err != nil {
 			t.Error(err)
 		}
 	}
@@ -108,8 +109,8 @@ func TestV1SystemdForms(t *testing.T) {
 	if _, err := cgroups.ReadCPUStat(podParent + ":crio:" + ctrID); err != nil {
 		t.Error(err)
 	}
-	if _, err := h.ContainerCgroup(podParent + ":crio:nope"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("ContainerCgroup(missing) = %v, want fs.ErrNotExist", err)
+	if _, err := h.ReadCPUStat(podParent + ":crio:nope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadCPUStat(missing) = %v, want fs.ErrNotExist", err)
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/coreguard/coreguard/topology"
-	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 // machine holds the facts the fixtures' README lists for one tarball.
@@ -51,19 +51,24 @@ var corpus = map[string]machine{
 }
 
 func TestCorpus(t *testing.T) {
-	dir, names := sysfsgen.Fixtures(t)
+	dir, names := sysfstest.Fixtures(t)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			want, ok := corpus[name]
 			if !ok {
 				t.Fatalf("%s is not in the corpus table: add its facts from the README", name)
 			}
-			topo, err := topology.Read(sysfsgen.ExtractFixture(t, name))
+			root := sysfstest.ExtractFixture(t, name)
+			topo, err := topology.Read(root)
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkMachine(t, topo, want)
 			checkNesting(t, topo)
+			// Here rather than in its own test, to unpack each tarball once.
+			if err := ghwNodeMismatch(root, topo); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 	for name := range corpus {

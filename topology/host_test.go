@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/coreguard/coreguard/topology"
-	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 // TestReadHost reads the real /sys loosely: machines differ, so it only
@@ -26,7 +26,7 @@ func TestReadHost(t *testing.T) {
 
 // BenchmarkRead384 reads the 384-CPU EPYC-like tree (budget: well under 100 ms).
 func BenchmarkRead384(b *testing.B) {
-	root := sysfsgen.TempDir(b)
+	root := sysfstest.TempDir(b)
 	if err := writeShape(root, "epyc-2s-384"); err != nil {
 		b.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func Read(sysfsRoot string) (*Topology, error) {
 		return nil, err
 	}
 	if !numa.implicit {
-		if err := crossCheckWithGHW(sysfsRoot, t); err != nil {
+		if err := checkNodeLinks(nodeDir, t.NUMANodes, t.Online); err != nil {
 			return nil, err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/topology"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 // smallMachine is 2 sockets × 2 cores SMT2, split numbering, 2 nodes:
@@ -101,7 +102,7 @@ func TestReadRejectsInconsistentInput(t *testing.T) {
 		"core split between nodes": {
 			[]edit{{nodeDir + "/node0/cpulist", "0-1,5"}, {nodeDir + "/node1/cpulist", "2-4,6-7"}},
 			nodeDir, "core 0,4 is split"},
-		"node cpulist disagrees with its cpu links (ghw)": {
+		"node cpulist disagrees with its cpu links": {
 			[]edit{{nodeDir + "/node0/cpu1", "<remove>"}, {nodeDir + "/node1/cpu1", "<link>../../cpu/cpu1"}},
 			nodeDir + "/node0/cpulist", `"0-1,4-5" disagree with the node's cpuN links "0,4-5"`},
 		"L3 lists disagree": {
@@ -134,7 +135,7 @@ func TestReadRejectsInconsistentInput(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			root := sysfsgen.TempDir(t)
+			root := sysfstest.TempDir(t)
 			if err := sysfsgen.Write(root, smallMachine); err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +157,7 @@ func TestReadRejectsInconsistentInput(t *testing.T) {
 // TestReadToleratesMissingOptionalFiles removes what old kernels, other
 // architectures and snapshots lack, and expects the same machine back.
 func TestReadToleratesMissingOptionalFiles(t *testing.T) {
-	root := sysfsgen.TempDir(t)
+	root := sysfstest.TempDir(t)
 	if err := sysfsgen.Write(root, smallMachine); err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestReadToleratesMissingOptionalFiles(t *testing.T) {
 // TestReadDerivesOnlineWithoutOnlineFile follows cpuN/online when
 // cpu/online is missing, as in old snapshots.
 func TestReadDerivesOnlineWithoutOnlineFile(t *testing.T) {
-	root := sysfsgen.TempDir(t)
+	root := sysfstest.TempDir(t)
 	spec := smallMachine
 	spec.Offline = cpuset.New(7)
 	if err := sysfsgen.Write(root, spec); err != nil {

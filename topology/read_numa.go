@@ -64,6 +64,33 @@ func readNUMA(nodeDir string, online cpuset.CPUSet) (numaInfo, error) {
 	return info, nil
 }
 
+// checkNodeLinks confirms each node's cpulist against the cpuN links in
+// its folder, online CPUs only (the kernel links offline CPUs too). One
+// ReadDir per node keeps it cheap on large machines. A node folder without
+// cpuN links (some snapshots) is not checked. ghwcheck_test.go confirms the
+// same with ghw.
+func checkNodeLinks(nodeDir string, nodes []NUMANode, online cpuset.CPUSet) error {
+	for _, n := range nodes {
+		dir := filepath.Join(nodeDir, "node"+strconv.Itoa(n.ID))
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("topology: %w", err)
+		}
+		var linked cpuset.Builder
+		for _, e := range entries {
+			if cpu, ok := numberedName(e.Name(), "cpu"); ok && cpu < cpuset.MaxCPUs {
+				linked.Add(cpu)
+			}
+		}
+		seen := linked.Set().Intersection(online)
+		if !seen.IsEmpty() && !seen.Equals(n.CPUs) {
+			return fileError(filepath.Join(dir, "cpulist"),
+				"online CPUs %q disagree with the node's cpuN links %q", n.CPUs, seen)
+		}
+	}
+	return nil
+}
+
 // nodeIDs lists the nodeN folders in ID order; none when node/ is absent.
 func nodeIDs(nodeDir string) ([]int, error) {
 	entries, err := os.ReadDir(nodeDir)

@@ -6,12 +6,13 @@ import (
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/topology"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 // readSpec writes spec to a fresh tree and reads it back.
 func readSpec(t *testing.T, spec sysfsgen.Spec) *topology.Topology {
 	t.Helper()
-	dir := sysfsgen.TempDir(t)
+	dir := sysfstest.TempDir(t)
 	if err := sysfsgen.Write(dir, spec); err != nil {
 		t.Fatalf("Write: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 // runCLI runs coreguard with args and returns its exit status and output.
@@ -21,7 +22,7 @@ func runCLI(args ...string) (int, string, string) {
 
 func generated(t *testing.T, shape string) string {
 	t.Helper()
-	dir := sysfsgen.TempDir(t)
+	dir := sysfstest.TempDir(t)
 	if err := sysfsgen.Write(dir, sysfsgen.Shapes()[shape]); err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +126,10 @@ func TestTopologyRealMachines(t *testing.T) {
 		"xeon-2s-6numa-112t":      {2, 4, 2, 56, 112, "0-111", nil, "4-7,60-63"},
 		"xeon-4s-144t":            {4, 4, 4, 72, 144, "0-143", nil, ""},
 	}
-	_, names := sysfsgen.Fixtures(t)
+	_, names := sysfstest.Fixtures(t)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			root := sysfsgen.ExtractFixture(t, name)
+			root := sysfstest.ExtractFixture(t, name)
 			code, out, errOut := runCLI("topology", "--json", "--sysfs-root", root)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/coreguard/coreguard/topology"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 // extraPropertyTopologies are the generated machine shapes (read back
@@ -25,9 +26,9 @@ func extraPropertyTopologies(tb testing.TB) map[string]*topology.Topology {
 	}
 	if t, ok := tb.(*testing.T); ok {
 		t.Run("real machines", func(t *testing.T) {
-			_, names := sysfsgen.Fixtures(t)
+			_, names := sysfstest.Fixtures(t)
 			for _, name := range names {
-				topo, err := topology.Read(sysfsgen.ExtractFixture(t, name))
+				topo, err := topology.Read(sysfstest.ExtractFixture(t, name))
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}

@@ -11,7 +11,7 @@ import (
 // topology.Read and removes the directory: a Topology for other packages'
 // tests that went through the real reader.
 func Build(spec Spec) (*topology.Topology, error) {
-	dir, err := os.MkdirTemp(fastTempRoot(), "sysfsgen-")
+	dir, err := os.MkdirTemp(TempRoot(), "sysfsgen-")
 	if err != nil {
 		return nil, err
 	}

@@ -8,53 +8,37 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 )
 
 // Real machines' sysfs trees live as tarballs beside the project (in
-// ../shared/fixtures/sysfs); tests read them from there.
-const (
-	// FixturesEnv names their folder, overriding the default.
-	FixturesEnv = "COREGUARD_SYSFS_FIXTURES"
-	// RequireFixturesEnv=1 turns a missing folder into a failure instead
-	// of a skip: CI sets it so the corpus tests cannot silently not run.
-	RequireFixturesEnv = "COREGUARD_REQUIRE_FIXTURES"
-)
+// ../shared/fixtures/sysfs); tests read them from there through
+// sysfstest.Fixtures and sysfstest.ExtractFixture.
 
-// Fixtures returns the fixture folder and the machine names in it (each
-// NAME.tar.gz). It skips the test, saying why, when there are none — or
-// fails it when RequireFixturesEnv is 1.
-func Fixtures(tb testing.TB) (string, []string) {
-	tb.Helper()
-	dir := fixtureDir()
+// FixturesEnv names their folder, overriding the default.
+const FixturesEnv = "COREGUARD_SYSFS_FIXTURES"
+
+// FixtureNames lists the machines in a fixture folder: each NAME.tar.gz.
+func FixtureNames(dir string) []string {
 	tarballs, _ := filepath.Glob(filepath.Join(dir, "*.tar.gz"))
-	if len(tarballs) == 0 {
-		msg := fmt.Sprintf("no real-machine sysfs tarballs in %s (set %s to their folder)", dir, FixturesEnv)
-		if os.Getenv(RequireFixturesEnv) == "1" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
 	var names []string
 	for _, t := range tarballs {
 		names = append(names, strings.TrimSuffix(filepath.Base(t), ".tar.gz"))
 	}
-	return dir, names
+	return names
 }
 
-// ExtractFixture unpacks one machine's tarball into a temporary folder
-// (removed after the test) and returns its sysfs root.
-func ExtractFixture(tb testing.TB, name string) string {
-	tb.Helper()
-	root := TempDir(tb)
-	if err := extract(filepath.Join(fixtureDir(), name+".tar.gz"), root); err != nil {
-		tb.Fatal(err)
+// UnpackFixture unpacks machine name's tarball from FixtureDir into dst
+// and returns its sysfs root.
+func UnpackFixture(name, dst string) (string, error) {
+	if err := extract(filepath.Join(FixtureDir(), name+".tar.gz"), dst); err != nil {
+		return "", err
 	}
-	return filepath.Join(root, name, "sys")
+	return filepath.Join(dst, name, "sys"), nil
 }
 
-// fixtureDir is FixturesEnv, or shared/fixtures/sysfs beside the module.
-func fixtureDir() string {
+// FixtureDir is FixturesEnv, or shared/fixtures/sysfs beside the module
+// (found from the working directory up).
+func FixtureDir() string {
 	if dir := os.Getenv(FixturesEnv); dir != "" {
 		return dir
 	}

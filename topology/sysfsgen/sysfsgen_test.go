@@ -9,6 +9,7 @@ import (
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/topology"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
 
 func TestShapesBuild(t *testing.T) {
@@ -53,7 +54,7 @@ func TestSpecValidation(t *testing.T) {
 // TestOfflineCPUFiles checks the kernel's way with offline CPUs: an online
 // file saying 0, a node link, and no topology or cache folder.
 func TestOfflineCPUFiles(t *testing.T) {
-	root := sysfsgen.TempDir(t)
+	root := sysfstest.TempDir(t)
 	if err := sysfsgen.Write(root, sysfsgen.Spec{CoresPerSocket: 2, ThreadsPerCore: 2, Offline: cpuset.New(3)}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestWriteTopologyRoundTrip(t *testing.T) {
 	}
 	for name, model := range map[string]*topology.Topology{"generated SNC": orig, "hand-made": hand} {
 		t.Run(name, func(t *testing.T) {
-			root := sysfsgen.TempDir(t)
+			root := sysfstest.TempDir(t)
 			if err := sysfsgen.WriteTopology(root, model); err != nil {
 				t.Fatal(err)
 			}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,9 +16,23 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// TB is the part of testing.TB the harness uses. It is declared here so
+// that the demo, which imports the harness but is not a test, does not
+// link the testing package.
+type TB interface {
+	Helper()
+	Name() string
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Failed() bool
+	Cleanup(func())
+}
+
 // Runtime is one running private containerd or CRI-O.
 type Runtime struct {
-	t    testing.TB // nil when made by Launch
+	t    TB // nil when made by Launch
 	logf func(format string, args ...any)
 	opts Options
 	b    backend
@@ -80,7 +93,7 @@ type backend interface {
 // default containerd), waits for CRI and imports the test images. Cleanup
 // (pods, the runtime, shims or conmon, cgroups, mounts, dirs) is registered
 // on t. It skips t when root or the binaries are missing.
-func Start(t testing.TB, opts Options) *Runtime {
+func Start(t TB, opts Options) *Runtime {
 	t.Helper()
 	opts.defaults()
 	SkipIfRuntimeUnavailable(t, opts.Runtime, opts.BinDir)
@@ -115,7 +128,7 @@ func Launch(opts Options, logf func(format string, args ...any)) (*Runtime, erro
 // launch does the work of Start and Launch. With a t, Close is registered
 // as a cleanup as soon as there is something to tear down; without one the
 // Runtime is returned with the error so the caller can Close it.
-func launch(opts Options, t testing.TB, logf func(string, ...any)) (*Runtime, error) {
+func launch(opts Options, t TB, logf func(string, ...any)) (*Runtime, error) {
 	var b backend
 	switch opts.Runtime {
 	case Containerd:
@@ -182,14 +195,14 @@ func launch(opts Options, t testing.TB, logf func(string, ...any)) (*Runtime, er
 // SkipIfUnavailable skips t loudly (also on stderr) when the containerd
 // e2e prerequisites are missing; with COREGUARD_E2E_REQUIRED=1 (CI) it
 // fails instead, so a broken setup cannot pass as skipped.
-func SkipIfUnavailable(t testing.TB, binDir string) {
+func SkipIfUnavailable(t TB, binDir string) {
 	t.Helper()
 	SkipIfRuntimeUnavailable(t, Containerd, binDir)
 }
 
 // SkipIfRuntimeUnavailable is SkipIfUnavailable for runtime (Containerd or
 // CRIO); binDir "" means BinDirFor(runtime).
-func SkipIfRuntimeUnavailable(t testing.TB, runtime, binDir string) {
+func SkipIfRuntimeUnavailable(t TB, runtime, binDir string) {
 	t.Helper()
 	why := MissingFor(runtime, binDir)
 	if why == "" {
