@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +205,68 @@ func stopAndRemove(ctx context.Context, t *testing.T, c *harness.Container) {
 	}
 	if err := c.Remove(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// journal receives what coreguard sends to the system journal, through the
+// syslog socket /dev/log that journald (or a syslog daemon) serves on a
+// node. The CI machines run none: the test serves /dev/log itself, for the
+// test's duration.
+type journal struct {
+	mu   sync.Mutex
+	text strings.Builder
+}
+
+func listenJournal(t *testing.T) *journal {
+	t.Helper()
+	const path = "/dev/log"
+	if _, err := os.Lstat(path); err == nil {
+		t.Fatalf("%s exists: a syslog daemon runs here; this test serves %s itself", path, path)
+	}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &journal{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			j.mu.Lock()
+			j.text.Write(buf[:n])
+			j.text.WriteByte('\n')
+			j.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+		os.Remove(path)
+	})
+	return j
+}
+
+// wait waits until a message tagged coreguard containing want arrived.
+func (j *journal) wait(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for {
+		j.mu.Lock()
+		text := j.text.String()
+		j.mu.Unlock()
+		for _, line := range strings.Split(text, "\n") {
+			if strings.Contains(line, "coreguard") && strings.Contains(line, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no journal message from coreguard with %q; got:\n%s", want, text)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
