@@ -104,4 +104,16 @@ func TestKubeletStaticPolicyPausesPinning(t *testing.T) {
 	if m := scrapeText(t, h.metrics); !strings.Contains(m, `coreguard_exclusive_containers 0`) {
 		t.Errorf("paused, yet coreguard still holds exclusive containers")
 	}
+
+	// A checkpoint torn or unreadable: the last known policy stands.
+	if err := os.WriteFile(filepath.Join(dir, kubelet.CPUManagerStateFile), []byte(`{"policyN`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * 50 * time.Millisecond) // ten checks
+	if m := scrapeText(t, h.metrics); !strings.Contains(m, "coreguard_pinning_enabled 0") {
+		t.Errorf("an unreadable checkpoint resumed pinning")
+	}
+	if cpus := h.rt.Container(h.create(gpod, "late", guaranteed(2))).Linux.Resources.Cpu.Cpus; cpus != "" {
+		t.Errorf("an unreadable checkpoint after static: coreguard set cpuset %q", cpus)
+	}
 }

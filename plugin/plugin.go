@@ -147,7 +147,7 @@ func New(opts Options) (*Plugin, error) {
 	if p.release == "" {
 		r, err := kernel.Running()
 		if err != nil {
-			p.log.WithError(err).Warn("cannot read the running kernel's release: taking it as not having the CFS throttling bug")
+			p.log.WithError(err).Warn("cannot read the running kernel's release: its CFS throttling bug verdict is unknown (config kernel.unknown decides)")
 		}
 		p.release = r
 	}
@@ -251,8 +251,9 @@ func (p *Plugin) Run(ctx context.Context) error {
 			opts = append(opts, stub.WithPluginName(p.opts.Name), stub.WithPluginIdx(p.opts.Index),
 				stub.WithSocketPath(p.opts.Socket))
 		}
-		// The policy is sent in the answer to Configure, which may bring
-		// the configuration that decides it (see apply).
+		// The stub sends this very policy in its answer to Configure, after
+		// our Configure handler ran: the configuration the runtime passes
+		// there decides it (apply sets it).
 		opts = append(opts, stub.WithFailurePolicy(p.policy))
 		st, err := stub.New(p, opts...)
 		if err != nil {
