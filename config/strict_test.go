@@ -189,15 +189,7 @@ func TestEveryFieldBadValue(t *testing.T) {
 	covered := map[string]bool{}
 	for _, tt := range tests {
 		covered[tt.field] = true
-		t.Run(tt.field, func(t *testing.T) {
-			_, err := Parse([]byte(tt.in))
-			if err == nil {
-				t.Fatalf("Parse(%q) succeeded", tt.in)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Parse(%q) error:\n%v\nwant it to contain %q", tt.in, err, tt.want)
-			}
-		})
+		t.Run(tt.field, func(t *testing.T) { wantParseError(t, tt.in, []string{tt.want}, nil) })
 	}
 	for _, f := range fieldPaths(reflect.TypeFor[Config](), "") {
 		if !covered[f] {
@@ -277,22 +269,27 @@ func TestParseStrict(t *testing.T) {
 		{"not yaml", "admission: {mode: audit", []string{"config: yaml: line 1"}, nil},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.in))
-			if err == nil {
-				t.Fatalf("Parse(%q) succeeded", tt.in)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("Parse(%q) error:\n%v\nwant it to contain %q", tt.in, err, w)
-				}
-			}
-			for _, n := range tt.not {
-				if strings.Contains(err.Error(), n) {
-					t.Errorf("Parse(%q) error:\n%v\nshould not contain %q", tt.in, err, n)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantParseError(t, tt.in, tt.want, tt.not) })
+	}
+}
+
+// wantParseError checks that Parse refuses in with an error containing
+// every string of want and none of not.
+func wantParseError(t *testing.T, in string, want, not []string) {
+	t.Helper()
+	_, err := Parse([]byte(in))
+	if err == nil {
+		t.Fatalf("Parse(%q) succeeded", in)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Parse(%q) error:\n%v\nwant it to contain %q", in, err, w)
+		}
+	}
+	for _, n := range not {
+		if strings.Contains(err.Error(), n) {
+			t.Errorf("Parse(%q) error:\n%v\nshould not contain %q", in, err, n)
+		}
 	}
 }
 
