@@ -10,8 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/coreguard/coreguard/internal/hostfile"
 )
 
 // CPUManagerStateFile is the CPU manager's checkpoint in kubelet's root dir.
@@ -60,11 +61,15 @@ type checkpoint struct {
 	PolicyName *string `json:"policyName"`
 }
 
+// maxCheckpointSize bounds the checkpoint read: it lists one entry per
+// container with exclusive CPUs, well under this on any node.
+const maxCheckpointSize = 4 << 20
+
 // ReadCPUManager reads the CPU manager checkpoint under kubelet's root
 // dir. A missing checkpoint is not an error: Policy is "" then.
 func ReadCPUManager(rootDir string) (CPUManager, error) {
 	m := CPUManager{Path: filepath.Join(rootDir, CPUManagerStateFile)}
-	data, err := os.ReadFile(m.Path)
+	data, err := hostfile.Read(m.Path, maxCheckpointSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return m, nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -51,14 +52,21 @@ func TestReadCPUManager(t *testing.T) {
 }
 
 func TestReadCPUManagerUnreadable(t *testing.T) {
-	dir := t.TempDir()
-	// A directory where the file should be: read fails with an I/O error.
-	if err := os.Mkdir(filepath.Join(dir, CPUManagerStateFile), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var se *StateError
-	if _, err := ReadCPUManager(dir); !errors.As(err, &se) {
-		t.Fatalf("err = %v, want a StateError", err)
+	for name, make := range map[string]func(path string) error{
+		"directory": func(p string) error { return os.Mkdir(p, 0o755) },
+		"fifo":      func(p string) error { return syscall.Mkfifo(p, 0o644) }, // must not hang
+		"device":    func(p string) error { return os.Symlink("/dev/zero", p) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := make(filepath.Join(dir, CPUManagerStateFile)); err != nil {
+				t.Fatal(err)
+			}
+			var se *StateError
+			if _, err := ReadCPUManager(dir); !errors.As(err, &se) || !strings.Contains(err.Error(), "not a regular file") {
+				t.Fatalf("err = %v, want a StateError: not a regular file", err)
+			}
+		})
 	}
 }
 

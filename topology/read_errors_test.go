@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/coreguard/coreguard/cpuset"
@@ -38,6 +39,10 @@ func applyEdits(t *testing.T, root string, edits []edit) {
 			err = os.RemoveAll(path)
 		case strings.HasPrefix(e.content, "<link>"):
 			err = os.Symlink(strings.TrimPrefix(e.content, "<link>"), path)
+		case e.content == "<fifo>":
+			err = syscall.Mkfifo(path, 0o644)
+		case e.content == "<huge>":
+			err = os.WriteFile(path, []byte(strings.Repeat("0,", 64<<10)+"0\n"), 0o644)
 		default:
 			err = os.WriteFile(path, []byte(e.content+"\n"), 0o644)
 		}
@@ -129,6 +134,17 @@ func TestReadRejectsInconsistentInput(t *testing.T) {
 				{cpuDir + "/cpu4/cache/index3/shared_cpu_list", "4-5"}, {cpuDir + "/cpu5/cache/index3/shared_cpu_list", "4-5"},
 				{cpuDir + "/cpu4/cache/index3/id", "9"}, {cpuDir + "/cpu5/cache/index3/id", "9"}},
 			cpuDir, "core 0,4 is split between L3 groups"},
+		// A saved tree may hold anything: Read must neither hang nor
+		// read without end.
+		"FIFO in place of an attribute": {
+			[]edit{{cpuDir + "/online", "<remove>"}, {cpuDir + "/online", "<fifo>"}},
+			cpuDir + "/online", "is not a regular file"},
+		"link to a device in place of an attribute": {
+			[]edit{{cpuDir + "/online", "<remove>"}, {cpuDir + "/online", "<link>/dev/zero"}},
+			cpuDir + "/online", "is not a regular file"},
+		"oversized attribute": {
+			[]edit{{cpuDir + "/cpu2/topology/core_cpus_list", "<huge>"}},
+			cpuDir + "/cpu2/topology/core_cpus_list", "is longer than 65536 bytes"},
 		"online file of a CPU neither 0 nor 1": {
 			[]edit{{cpuDir + "/online", "<remove>"}, {cpuDir + "/cpu3/online", "yes"}},
 			cpuDir + "/cpu3/online", `"yes"`},

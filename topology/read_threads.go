@@ -63,8 +63,10 @@ func readThread(dir string, cpu int, online cpuset.CPUSet) (thread, error) {
 			break
 		}
 	}
-	if err != nil {
+	if errors.Is(err, errAbsent) {
 		return th, missingTopology(th.siblingsFile, cpu)
+	} else if err != nil {
+		return th, err
 	}
 	set, perr := cpuset.Parse(th.siblingsText)
 	if perr != nil {

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/coreguard/coreguard/cpuset"
+	"github.com/coreguard/coreguard/internal/hostfile"
 )
 
 // errAbsent marks an optional sysfs file that does not exist. Callers test
@@ -21,14 +21,26 @@ func fileError(path, format string, args ...any) error {
 	return fmt.Errorf("topology: %s: %s", path, fmt.Sprintf(format, args...))
 }
 
+// maxFileSize bounds what is read of one file. A sysfs attribute is a page
+// or, for the CPU lists of very large machines, a few pages: a longer file
+// is not sysfs (a saved tree with something else in its place).
+const maxFileSize = 64 << 10
+
 // readText returns a sysfs file's content without its trailing newline.
 // A missing file gives errAbsent (wrapped), so optional files are cheap.
+// Only regular files are read, at most maxFileSize of them (hostfile).
 func readText(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	b, err := hostfile.Read(path, maxFileSize)
+	var notRegular *hostfile.NotRegularError
+	var tooLarge *hostfile.TooLargeError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return "", fmt.Errorf("topology: %s: %w", path, errAbsent)
-	}
-	if err != nil {
+	case errors.As(err, &notRegular):
+		return "", fileError(path, "is not a regular file (%s): not a sysfs attribute", notRegular.Mode.Type())
+	case errors.As(err, &tooLarge):
+		return "", fileError(path, "is longer than %d bytes: not a sysfs attribute", maxFileSize)
+	case err != nil:
 		return "", fmt.Errorf("topology: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
