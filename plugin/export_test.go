@@ -1,6 +1,10 @@
 package plugin
 
-import "time"
+import (
+	"time"
+
+	"github.com/coreguard/coreguard/cpuset"
+)
 
 // SetReassertEvery shortens the periodic checks for a test; the returned
 // function restores them. Tests using it must not run in parallel.
@@ -8,4 +12,13 @@ func SetReassertEvery(d time.Duration) (restore func()) {
 	old := reassertEvery
 	reassertEvery = d
 	return func() { reassertEvery = old }
+}
+
+// Holdings are the exclusive CPUs coreguard holds, by container ID.
+func (p *Plugin) Holdings() map[string]cpuset.CPUSet {
+	out := map[string]cpuset.CPUSet{}
+	for _, al := range p.duties().pinning.Snapshot().Allocations {
+		out[al.Owner] = al.CPUs
+	}
+	return out
 }

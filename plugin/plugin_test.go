@@ -32,6 +32,7 @@ type harness struct {
 	cfg     *config.Config
 	extra   plugin.Options // Cgroups and KernelRelease for the quota tests
 	metrics *plugin.Metrics
+	plugin  *plugin.Plugin // the one running now
 	stop    func()
 }
 
@@ -77,6 +78,7 @@ func (h *harness) startPlugin() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.plugin = p
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -119,12 +121,11 @@ func (h *harness) cpus(id string) cpuset.CPUSet {
 }
 
 // check asserts the node-wide guarantees on the runtime's containers:
-// pinned cpusets lie on whole cores (their cores' other threads withheld
-// from everyone) and are disjoint; every other container runs on the same
-// shared pool, which is online minus the pinned cores (minus isolated
-// CPUs) and never empty. A container counts as pinned when its cpuset
-// avoids the reserved CPUs (always shared), or, without reserved CPUs,
-// when it carries coreguard's annotation.
+// what coreguard holds is what runs (a container it pins runs on exactly
+// its CPUs); pinned cpusets lie on whole cores (their cores' other threads
+// withheld from everyone) and are disjoint; every other container runs on
+// the same shared pool, which is online minus the pinned cores (minus
+// isolated CPUs) and never empty while a shared container runs.
 func (h *harness) check() {
 	h.t.Helper()
 	if err := h.verify(); err != nil {
@@ -135,16 +136,19 @@ func (h *harness) check() {
 func (h *harness) verify() error {
 	var taken cpuset.CPUSet
 	var shared []string
-	reserved := h.cfg.Reserved()
+	held := h.plugin.Holdings()
 	for _, c := range h.rt.Containers() {
 		cpus, err := cpuset.Parse(c.GetLinux().GetResources().GetCpu().GetCpus())
 		if err != nil || cpus.IsEmpty() {
 			return fmt.Errorf("container %s has cpuset %q (%v)", c.Name, c.GetLinux().GetResources().GetCpu().GetCpus(), err)
 		}
-		_, annotated := c.Annotations[pinning.AnnotationCPUs]
-		if (!reserved.IsEmpty() && reserved.IsSubsetOf(cpus)) || (reserved.IsEmpty() && !annotated) {
+		mine, pinned := held[c.Id]
+		if !pinned {
 			shared = append(shared, c.Name+" on "+cpus.String())
 			continue
+		}
+		if !mine.Equals(cpus) {
+			return fmt.Errorf("%s: runs on %s, coreguard holds %s for it", c.Name, cpus, mine)
 		}
 		var cores cpuset.Builder
 		for cpu := range cpus.All() {
@@ -166,8 +170,8 @@ func (h *harness) verify() error {
 			return fmt.Errorf("shared container %s, shared pool is %s", s, want)
 		}
 	}
-	if want.IsEmpty() {
-		return fmt.Errorf("shared pool is empty")
+	if want.IsEmpty() && len(shared) > 0 {
+		return fmt.Errorf("shared pool is empty under shared containers %v", shared)
 	}
 	return nil
 }
@@ -562,5 +566,77 @@ func TestSharedPoolAfterResponse(t *testing.T) {
 	h.settle()
 	if got := h.cpus(bg).String(); got != "0-79" {
 		t.Fatalf("shared pool did not grow back: %s", got)
+	}
+}
+
+// TestRestartKeepsFallbackShared: a container that fell back to the shared
+// pool (onExhaustion: shared) is not taken for pinned when coreguard
+// restarts: it runs on the shared pool with the other shared containers,
+// and taking its CPUs would empty the pool under them.
+func TestRestartKeepsFallbackShared(t *testing.T) {
+	h := newHarness(t, sysfsgen.TwoCPUsTwoCores, "onExhaustion: shared")
+	g1 := h.create(h.rt.RunPod(nritest.PodSpec{Name: "g1", QoS: "guaranteed"}), "app", guaranteed(1))
+	b := h.create(h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"}), "app", burstable)
+	g2 := h.create(h.rt.RunPod(nritest.PodSpec{Name: "g2", QoS: "guaranteed"}), "app", guaranteed(1))
+	for _, tc := range []struct{ id, want string }{{g1, "0"}, {b, "1"}, {g2, "1"}} {
+		if got := h.cpus(tc.id).String(); got != tc.want {
+			t.Fatalf("before restart: %s on %q, want %q", tc.id, got, tc.want)
+		}
+	}
+	h.restartPlugin()
+	h.check()
+	for _, tc := range []struct{ id, want string }{{g1, "0"}, {b, "1"}, {g2, "1"}} {
+		if got := h.cpus(tc.id).String(); got != tc.want {
+			t.Errorf("after restart: %s on %q, want %q", tc.id, got, tc.want)
+		}
+	}
+	be := h.create(h.rt.RunPod(nritest.PodSpec{Name: "be", QoS: "besteffort"}), "app", nritest.Resources{})
+	if got := h.cpus(be).String(); got != "1" {
+		t.Errorf("BestEffort after restart on %q, want the shared pool 1", got)
+	}
+}
+
+// TestChurnFallbacks is TestChurn on a small machine with nothing
+// reserved, where pinned containers fall back to the shared pool
+// (onExhaustion: shared) and the pool runs dry: restarts must rebuild what
+// creation would have built, and every step keeps the node-wide guarantees
+// (check). The only refusal allowed is a shared container with no CPU left.
+func TestChurnFallbacks(t *testing.T) {
+	h := newHarness(t, sysfsgen.NoSMT, "onExhaustion: shared")
+	rng := rand.New(rand.NewPCG(11, 15))
+	var live []string
+	steps := 400
+	if testing.Short() {
+		steps = 80
+	}
+	for i := 0; i < steps; i++ {
+		switch r := rng.IntN(20); {
+		case r == 0:
+			h.restartPlugin()
+		case r < 11 || len(live) == 0:
+			qos := []string{"guaranteed", "guaranteed", "guaranteed", "burstable"}[rng.IntN(4)]
+			pod := h.rt.RunPod(nritest.PodSpec{Name: fmt.Sprint("p", i), QoS: qos})
+			res := guaranteed(int64(1 + rng.IntN(4)))
+			if qos != "guaranteed" {
+				res = burstable
+			}
+			id, err := h.rt.Create(pod, fmt.Sprint("c", i), res)
+			if err != nil {
+				if !strings.Contains(err.Error(), "no CPU is left for containers without exclusive CPUs") {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				continue
+			}
+			live = append(live, id)
+		default:
+			k := rng.IntN(len(live))
+			h.rt.Stop(live[k])
+			h.rt.Remove(live[k])
+			live = append(live[:k], live[k+1:]...)
+			h.settle()
+		}
+		if err := h.verify(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
 	}
 }

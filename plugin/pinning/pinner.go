@@ -267,14 +267,18 @@ func (p *Pinner) Update(pod *api.PodSandbox, ctr *api.Container, res *api.LinuxR
 	return append(p.sharedUpdates(before, ""), cpusetUpdate(id, al.CPUs)), nil
 }
 
-// Sync rebuilds the state from the runtime's containers after (re)connecting.
-// A container that qualifies keeps the whole cores it runs on (its cpuset
-// is the truth: the annotation coreguard left at creation cannot follow a
-// resize); failing that it gets the cores its annotation records, failing
-// that new ones. Containers are taken in container-ID order, so when two
-// claim the same core the lower ID keeps it, deterministically, and the
-// other is re-pinned, or left in the shared pool when no cores are free.
-// Everything else joins the shared pool.
+// Sync rebuilds the state from the runtime's containers after (re)connecting,
+// with the rules of live creation. A container that qualifies keeps the
+// whole cores it runs on (its cpuset is the truth: the annotation coreguard
+// left at creation cannot follow a resize) when it runs there alone — a
+// container that fell back to the shared pool (onExhaustion: shared) shares
+// its CPUs with the shared containers and is not taken for pinned; failing
+// that it gets the cores its annotation records, failing that new ones, or
+// it stays in the shared pool. Containers are taken in container-ID order,
+// so when two claim the same core the lower ID keeps it, deterministically.
+// As at creation, nothing may empty the shared pool while a shared
+// container runs; were it empty (a state no creation leads to), the
+// highest-ID pinned containers join the shared pool until it is not.
 func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -297,17 +301,28 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	}
 	slices.SortFunc(live, func(a, b *api.Container) int { return strings.Compare(a.GetId(), b.GetId()) })
 
+	// Which containers qualify, as at creation; the rest are shared, and
+	// the CPUs they run on are not anyone's exclusive cores.
 	want := map[string]int{}
-	var toPin []*api.Container
+	var qualified []*api.Container
+	var sharedOn cpuset.CPUSet
 	for _, c := range live {
 		d, err := Decide(p.cfg, podOf[c.GetPodSandboxId()], c)
 		if err != nil || d.CPUs == 0 {
 			p.shared[c.GetId()] = true
+			on := cpusOf(c)
+			if on.IsEmpty() {
+				on = p.topo.Online // no cpuset: every CPU
+			}
+			sharedOn = sharedOn.Union(on)
 			continue
 		}
 		want[c.GetId()] = d.CPUs
-		current, _ := cpuset.Parse(c.GetLinux().GetResources().GetCpu().GetCpus())
-		if !p.takeIfFits(c.GetId(), current, d.CPUs) {
+		qualified = append(qualified, c)
+	}
+	var toPin []*api.Container
+	for _, c := range qualified {
+		if current := cpusOf(c); current.Intersects(sharedOn) || !p.takeIfFits(c.GetId(), current, want[c.GetId()]) {
 			toPin = append(toPin, c)
 		}
 	}
@@ -319,7 +334,11 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 			updates = append(updates, cpusetUpdate(c.GetId(), recorded))
 			continue
 		}
-		al, err := p.alloc.Allocate(c.GetId(), want[c.GetId()])
+		allocate := p.alloc.Allocate
+		if len(p.shared) == 0 {
+			allocate = p.alloc.AllocateMayEmptyShared
+		}
+		al, err := allocate(c.GetId(), want[c.GetId()])
 		if err != nil {
 			p.stats.AllocationFailed(reason(err))
 			p.log.WithError(err).WithField("container", name(pod, c)).Warn("cannot pin a running container: left in the shared pool")
@@ -329,6 +348,7 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 		p.log.WithFields(logrus.Fields{"container": name(pod, c), "cpus": al.CPUs.String()}).Info("pinned a running container")
 		updates = append(updates, cpusetUpdate(c.GetId(), al.CPUs))
 	}
+	updates = p.keepSharedPool(updates)
 	shared := p.alloc.Shared().String() // once: the same list for every shared container
 	for _, c := range live {
 		if p.shared[c.GetId()] && c.GetLinux().GetResources().GetCpu().GetCpus() != shared {
@@ -338,6 +358,31 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	p.log.WithFields(logrus.Fields{"pinned": len(p.alloc.Allocations()), "shared": len(p.shared), "sharedPool": shared}).
 		Info("synchronized with the runtime")
 	return updates, nil
+}
+
+// keepSharedPool releases the highest-ID allocations, whose containers
+// join the shared pool, while the pool is empty and a shared container
+// runs; updates for released containers are dropped (they get the pool).
+func (p *Pinner) keepSharedPool(updates []*api.ContainerUpdate) []*api.ContainerUpdate {
+	for len(p.shared) > 0 && p.alloc.Shared().IsEmpty() {
+		held := p.alloc.Allocations()
+		if len(held) == 0 {
+			return updates
+		}
+		last := slices.MaxFunc(held, func(a, b alloc.Allocation) int { return strings.Compare(a.Owner, b.Owner) })
+		_, _ = p.alloc.Release(last.Owner)
+		p.shared[last.Owner] = true
+		p.log.WithField("container", last.Owner).Warn("shared pool would be empty with shared containers running: container moved to the shared pool")
+		updates = slices.DeleteFunc(updates, func(u *api.ContainerUpdate) bool { return u.GetContainerId() == last.Owner })
+	}
+	return updates
+}
+
+// cpusOf is a container's cpuset as the runtime reports it (empty when
+// unset or unreadable).
+func cpusOf(c *api.Container) cpuset.CPUSet {
+	s, _ := cpuset.Parse(c.GetLinux().GetResources().GetCpu().GetCpus())
+	return s
 }
 
 // takeIfFits gives a container the given CPUs when they lie on free whole
