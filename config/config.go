@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/coreguard/coreguard/cgroups"
 	"github.com/coreguard/coreguard/cpuset"
@@ -47,6 +48,16 @@ type Config struct {
 	// containers running on the new cores for the milliseconds that
 	// takes).
 	SharedPoolUpdates string `json:"sharedPoolUpdates,omitempty"`
+	// StartTimeout is how long a container coreguard answered may take to
+	// start. Runtimes tell plugins nothing when a creation fails after
+	// their answer (a later plugin refuses it, runc cannot create it), so
+	// past this coreguard gives the container's exclusive cores, and its
+	// place in the shared pool, back. Default 60s: kubelet starts a
+	// container right after creating it, and a minute covers a loaded
+	// runtime; a failing pod's retries come 10 s and more apart, so a few
+	// abandoned creations at most hold cores at once. A container that
+	// starts later is placed again (docs/config.md).
+	StartTimeout string `json:"startTimeout,omitempty"`
 	// ExemptNamespaces are namespaces whose pods never get exclusive CPUs
 	// and run in the shared pool. Default: none, as kubelet.
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
@@ -84,7 +95,8 @@ type Config struct {
 	// /var/lib/kubelet, kubelet's.
 	KubeletRootDir string `json:"kubeletRootDir,omitempty"`
 
-	reserved cpuset.CPUSet
+	reserved     cpuset.CPUSet
+	startTimeout time.Duration
 }
 
 // Log is the log section. A pre-installed coreguard has no stdout or
@@ -157,6 +169,9 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// StartTimeoutDuration returns startTimeout parsed.
+func (c *Config) StartTimeoutDuration() time.Duration { return c.startTimeout }
+
 // Reserved returns reservedSystemCPUs parsed.
 func (c *Config) Reserved() cpuset.CPUSet { return c.reserved }
 
@@ -196,6 +211,12 @@ func (c *Config) complete() error {
 	c.OnExhaustion = Exhaustion(oneOf(bad, "onExhaustion", string(c.OnExhaustion), "reject", "shared"))
 	c.CFSQuota = oneOf(bad, "cfsQuota", c.CFSQuota, "auto", "clear", "keep")
 	c.SharedPoolUpdates = oneOf(bad, "sharedPoolUpdates", c.SharedPoolUpdates, "in-response", "after-response")
+	if c.StartTimeout == "" {
+		c.StartTimeout = "60s"
+	}
+	if c.startTimeout, err = time.ParseDuration(c.StartTimeout); err != nil || c.startTimeout < time.Second {
+		bad("startTimeout", c.StartTimeout, "is not a duration of a second or more (e.g. \"60s\", \"2m\")")
+	}
 	if err := c.Kernel.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("kernel: %w", err))
 	}

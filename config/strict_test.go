@@ -49,6 +49,7 @@ log:
 sysfsRoot: /host/sys
 cgroupRoot: /host/sys/fs/cgroup
 kubeletRootDir: /data/kubelet
+startTimeout: 2m
 `
 
 func TestParseEveryField(t *testing.T) {
@@ -185,6 +186,7 @@ func TestEveryFieldBadValue(t *testing.T) {
 		{"sysfsRoot", "sysfsRoot: sys", `sysfsRoot: "sys" is not an absolute path`},
 		{"cgroupRoot", "cgroupRoot: ./cgroup", `cgroupRoot: "./cgroup" is not an absolute path`},
 		{"kubeletRootDir", "kubeletRootDir: var/lib/kubelet", `kubeletRootDir: "var/lib/kubelet" is not an absolute path`},
+		{"startTimeout", "startTimeout: 500ms", `startTimeout: "500ms" is not a duration of a second or more`},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -29,6 +29,7 @@ type Metrics struct {
 	connected   prometheus.Gauge
 	cfsBug      *prometheus.GaugeVec
 	pinning     prometheus.Gauge
+	unstarted   prometheus.Counter
 
 	mu     sync.Mutex
 	pinner *pinning.Pinner
@@ -81,7 +82,11 @@ func NewMetrics() *Metrics {
 		Name: "coreguard_pinning_enabled",
 		Help: "1 while coreguard pins containers to exclusive cores; 0 while kubelet's CPU manager runs the static policy on this node and owns cpusets (coreguard's log says why).",
 	})
-	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected, m.cfsBug, m.pinning,
+	m.unstarted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coreguard_unstarted_released_total",
+		Help: "Containers coreguard answered that did not start within startTimeout (their creation failed after coreguard's answer): their exclusive cores and place in the shared pool were given back.",
+	})
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected, m.cfsBug, m.pinning, m.unstarted,
 		poolCollector{m}, throttleCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -229,6 +234,8 @@ var (
 		"Containers holding exclusive CPUs.", nil, nil)
 	sharedDesc = prometheus.NewDesc("coreguard_shared_containers",
 		"Containers running in the shared pool.", nil, nil)
+	pendingDesc = prometheus.NewDesc("coreguard_unstarted_containers",
+		"Containers coreguard answered that have not started yet: what they hold is given back after startTimeout.", nil, nil)
 )
 
 func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -236,6 +243,7 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- cpusDesc
 	ch <- exclusiveDesc
 	ch <- sharedDesc
+	ch <- pendingDesc
 }
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -271,4 +279,5 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(cpusDesc, s.Reserved.Size(), "reserved")
 	gauge(exclusiveDesc, len(s.Allocations))
 	gauge(sharedDesc, s.SharedContainers)
+	gauge(pendingDesc, s.Unstarted)
 }

@@ -112,8 +112,8 @@ type Plugin struct {
 	quota     *quota.Duty
 	kubelet   kubelet.CPUManager // what kubelet's checkpoint said when last read
 	stub      stub.Stub
-	fatal     error         // a configuration error: retrying cannot help
-	refresh   chan struct{} // see refreshLater
+	fatal     error  // a configuration error: retrying cannot help
+	out       outbox // updates sent outside any runtime request (refresh.go)
 }
 
 // New checks the options against the machine and makes the plugin. A
@@ -143,7 +143,7 @@ func New(opts Options) (*Plugin, error) {
 	}
 	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics,
 		logs: newLogOutput(opts.Log, Preinstalled()), release: opts.KernelRelease,
-		policy: &api.FailurePolicy{}, refresh: make(chan struct{}, 1)}
+		policy: &api.FailurePolicy{}, out: newOutbox()}
 	if p.release == "" {
 		r, err := kernel.Running()
 		if err != nil {
@@ -299,7 +299,8 @@ func (p *Plugin) Run(ctx context.Context) error {
 
 // reassertEvery is how often pod quotas that should be off are checked
 // (kubelet rewrites pod cgroups on its own schedule: pod resync, resize),
-// and kubelet's CPU manager policy with them.
+// and with them kubelet's CPU manager policy and containers past their
+// start timeout.
 var reassertEvery = 10 * time.Second
 
 // serve waits for the connection to close (true) or ctx to end (false),
@@ -316,6 +317,7 @@ func (p *Plugin) serve(ctx context.Context, closed <-chan struct{}) bool {
 		case <-tick.C:
 			p.duties().quota.Reassert()
 			p.checkKubelet()
+			p.expire()
 		}
 	}
 }
@@ -337,42 +339,6 @@ func (p *Plugin) fatalError() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.fatal
-}
-
-// refreshLater asks for the shared pool to be sent to every shared
-// container outside any runtime request (after RemoveContainer, which
-// cannot carry updates, and with sharedPoolUpdates: after-response). It
-// never blocks the handler; requests made while one is pending merge.
-func (p *Plugin) refreshLater() {
-	select {
-	case p.refresh <- struct{}{}:
-	default:
-	}
-}
-
-// refresher sends the shared pool while connected. It reads the pool when
-// it sends, not when asked, and sends again while the pool changed in the
-// meantime, so a late batch can never leave a container on an old pool.
-func (p *Plugin) refresher(ctx context.Context, s stub.Stub) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.refresh:
-		}
-		for {
-			pin := p.duties().pinning
-			updates, gen := pin.Refresh()
-			if len(updates) > 0 {
-				if failed, err := s.UpdateContainers(updates); err != nil || len(failed) > 0 {
-					p.log.WithError(err).WithField("failed", len(failed)).Warn("updating the shared pool outside a runtime request")
-				}
-			}
-			if ctx.Err() != nil || pin.Generation() == gen {
-				break
-			}
-		}
-	}
 }
 
 type backoff struct{ cur, min, max time.Duration }

@@ -120,7 +120,7 @@ func (h *harness) cpus(id string) cpuset.CPUSet {
 	return s
 }
 
-// check asserts the node-wide guarantees on the runtime's containers:
+// check asserts the node-wide guarantees on the runtime's running containers:
 // what coreguard holds is what runs (a container it pins runs on exactly
 // its CPUs); pinned cpusets lie on whole cores (their cores' other threads
 // withheld from everyone) and are disjoint; every other container runs on
@@ -138,6 +138,9 @@ func (h *harness) verify() error {
 	var shared []string
 	held := h.plugin.Holdings()
 	for _, c := range h.rt.Containers() {
+		if c.State != api.ContainerState_CONTAINER_RUNNING {
+			continue // created, never started: nothing runs, no cgroup holds CPUs
+		}
 		cpus, err := cpuset.Parse(c.GetLinux().GetResources().GetCpu().GetCpus())
 		if err != nil || cpus.IsEmpty() {
 			return fmt.Errorf("container %s has cpuset %q (%v)", c.Name, c.GetLinux().GetResources().GetCpu().GetCpus(), err)

@@ -13,7 +13,7 @@ import (
 func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) error {
 	defer p.metrics.observe("RemoveContainer", time.Now())
 	d := p.duties()
-	d.quota.Forget(ctr)
+	d.quota.Forget(ctr.GetId())
 	if len(d.pinning.Stop(ctr)) > 0 {
 		p.refreshLater()
 	}

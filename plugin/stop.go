@@ -12,6 +12,6 @@ import (
 func (p *Plugin) StopContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
 	defer p.metrics.observe("StopContainer", time.Now())
 	d := p.duties()
-	d.quota.Forget(ctr)
+	d.quota.Forget(ctr.GetId())
 	return p.sharedPoolUpdates(d.pinning.Stop(ctr)), nil
 }

@@ -29,6 +29,10 @@ type Runtime struct {
 	// preinstalled: plugins the runtime side launches itself, whose
 	// Synchronize at each start WaitSync waits for.
 	preinstalled bool
+	// LoseUpdatesBeforeStart plays containerd's race: an update reaching a
+	// container whose task is being created changes only its stored spec,
+	// not the cgroup made from it, so it is lost.
+	LoseUpdatesBeforeStart bool
 
 	mu     sync.Mutex
 	pods   map[string]*api.PodSandbox
@@ -286,8 +290,9 @@ func (res Resources) Linux() *api.LinuxResources {
 	return &api.LinuxResources{Cpu: cpu}
 }
 
-// Create creates and starts a container in pod, applying what the plugins
-// answered. It returns the container's ID, or the plugins' error.
+// Create creates and starts a container in pod, as kubelet does, applying
+// what the plugins answered. It returns the container's ID, or the
+// plugins' error.
 func (r *Runtime) Create(pod *api.PodSandbox, name string, res Resources) (string, error) {
 	id, _, err := r.CreateTimed(pod, name, res)
 	return id, err
@@ -295,8 +300,25 @@ func (r *Runtime) Create(pod *api.PodSandbox, name string, res Resources) (strin
 
 // CreateTimed is Create that also returns how long the adaptation's
 // CreateContainer took: the round trip through every plugin, including
-// the runtime side merging their answers, but not the store's own work.
+// the runtime side merging their answers, but not the store's own work nor
+// the start.
 func (r *Runtime) CreateTimed(pod *api.PodSandbox, name string, res Resources) (string, time.Duration, error) {
+	id, rtt, err := r.create(pod, name, res)
+	if err == nil {
+		err = r.Start(id)
+	}
+	return id, rtt, err
+}
+
+// CreateUnstarted creates a container and leaves it created: a creation
+// that fails after the plugins answered (runc cannot create it, a later
+// plugin refuses it), of which runtimes tell plugins nothing.
+func (r *Runtime) CreateUnstarted(pod *api.PodSandbox, name string, res Resources) (string, error) {
+	id, _, err := r.create(pod, name, res)
+	return id, err
+}
+
+func (r *Runtime) create(pod *api.PodSandbox, name string, res Resources) (string, time.Duration, error) {
 	defer r.blockSync()()
 	r.mu.Lock()
 	r.seq++
@@ -315,10 +337,23 @@ func (r *Runtime) CreateTimed(pod *api.PodSandbox, name string, res Resources) (
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	adjust(ctr, resp.GetAdjust())
-	ctr.State = api.ContainerState_CONTAINER_RUNNING
 	r.ctrs[id] = ctr
 	r.apply(resp.GetUpdate())
 	return id, rtt, nil
+}
+
+// Start starts a created container: StartContainer, then PostStartContainer.
+func (r *Runtime) Start(id string) error {
+	defer r.blockSync()()
+	pod, ctr := r.lookup(id)
+	if err := r.nri.StartContainer(context.Background(), &api.StartContainerRequest{Pod: pod, Container: ctr}); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.ctrs[id].State = api.ContainerState_CONTAINER_RUNNING
+	r.mu.Unlock()
+	_, ctr = r.lookup(id)
+	return r.nri.PostStartContainer(context.Background(), &api.PostStartContainerRequest{Pod: pod, Container: ctr})
 }
 
 // Update sends kubelet's UpdateContainerResources for a container.
@@ -411,6 +446,9 @@ func (r *Runtime) apply(updates []*api.ContainerUpdate) {
 			if !u.GetIgnoreFailure() {
 				r.tb.Errorf("update for unknown or stopped container %s", u.GetContainerId())
 			}
+			continue
+		}
+		if r.LoseUpdatesBeforeStart && c.State == api.ContainerState_CONTAINER_CREATED {
 			continue
 		}
 		mergeCPU(c, u.GetLinux().GetResources().GetCpu())

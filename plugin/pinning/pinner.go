@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
@@ -29,6 +30,9 @@ type Pinner struct {
 	alloc  *alloc.Allocator
 	shared map[string]bool // containers in the shared pool
 	gen    uint64          // bumped whenever the shared pool changes
+	// pending are containers answered but not started yet (start.go).
+	pending map[string]pendingStart
+	now     func() time.Time
 	// paused: another party (kubelet's static CPU manager) owns cpusets.
 	// Containers are still tracked, all as shared, and no cpuset is
 	// touched; resuming starts from everyone in the shared pool.
@@ -52,7 +56,7 @@ func New(topo *topology.Topology, cfg *config.Config, log logrus.FieldLogger, st
 	if stats == nil {
 		stats = noStats{}
 	}
-	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats}
+	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats, now: time.Now}
 	if err := p.reset(); err != nil {
 		return nil, err
 	}
@@ -67,7 +71,7 @@ func (p *Pinner) reset() error {
 	if err != nil {
 		return err
 	}
-	p.alloc, p.shared = a, map[string]bool{}
+	p.alloc, p.shared, p.pending = a, map[string]bool{}, map[string]pendingStart{}
 	return nil
 }
 
@@ -76,6 +80,7 @@ type Snapshot struct {
 	Exclusive, Withheld, Shared, Reserved cpuset.CPUSet
 	Allocations                           []alloc.Allocation
 	SharedContainers                      int
+	Unstarted                             int // answered, not started yet
 }
 
 // Snapshot returns the current state.
@@ -85,6 +90,7 @@ func (p *Pinner) Snapshot() Snapshot {
 	return Snapshot{
 		Exclusive: p.alloc.Exclusive(), Withheld: p.alloc.Withheld(), Shared: p.alloc.Shared(),
 		Reserved: p.alloc.Reserved(), Allocations: p.alloc.Allocations(), SharedContainers: len(p.shared),
+		Unstarted: len(p.pending),
 	}
 }
 
@@ -110,12 +116,12 @@ func (p *Pinner) SetPaused(paused bool) bool {
 	p.paused = paused
 	if paused {
 		held := p.alloc.Allocations()
-		shared := p.shared
+		shared, pending := p.shared, p.pending
 		if err := p.reset(); err != nil {
 			// The same topology and configuration built it before.
 			p.log.WithError(err).Error("cannot rebuild the allocator")
 		}
-		p.shared = shared
+		p.shared, p.pending = shared, pending
 		for _, al := range held {
 			p.shared[al.Owner] = true
 		}
@@ -142,6 +148,7 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 	defer p.mu.Unlock()
 	if p.paused {
 		p.shared[ctr.GetId()] = true
+		p.answered(ctr.GetId())
 		return nil, nil
 	}
 	d, err := Decide(p.cfg, pod, ctr)
@@ -156,14 +163,7 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 	}
 	if d.CPUs > 0 {
 		before := p.alloc.Shared()
-		allocate := p.alloc.Allocate
-		if len(p.shared) == 0 {
-			// Nobody runs in the shared pool: it may empty (a one-core node
-			// without reserved CPUs running one pinned container). A shared
-			// container arriving then is refused below.
-			allocate = p.alloc.AllocateMayEmptyShared
-		}
-		al, err := allocate(ctr.GetId(), d.CPUs)
+		al, err := p.allocate(ctr.GetId(), d.CPUs)
 		switch {
 		case err == nil:
 			cpus, withheld := al.CPUs.String(), al.Withheld.String()
@@ -176,7 +176,9 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 			asynclog.Go(func() {
 				log(logrus.Fields{"cpus": cpus, "withheld": withheld, "request": n}).Info("pinned to exclusive whole cores")
 			})
-			return p.sharedUpdates(before, ""), nil
+			updates := p.sharedUpdates(before, "")
+			p.answered(ctr.GetId())
+			return updates, nil
 		case isExhausted(err) && p.cfg.OnExhaustion == config.ExhaustionShared:
 			p.stats.AllocationFailed(reason(err))
 			p.stats.SharedFallback()
@@ -195,6 +197,7 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 			"set reservedSystemCPUs to keep CPUs for them", name(pod, ctr), p.topo.Online, d.Reason)
 	}
 	p.shared[ctr.GetId()] = true
+	p.answered(ctr.GetId())
 	adj.SetLinuxCPUSetCPUs(shared.String())
 	return nil, nil
 }
@@ -207,8 +210,20 @@ func (p *Pinner) Stop(ctr *api.Container) []*api.ContainerUpdate {
 	return p.forget(ctr.GetId())
 }
 
+// allocate gives owner n exclusive CPUs, keeping the shared pool from
+// emptying while a shared container runs. With nobody in the shared pool it
+// may empty (a one-core node without reserved CPUs running one pinned
+// container); a shared container arriving then is refused (Create).
+func (p *Pinner) allocate(owner string, n int) (alloc.Allocation, error) {
+	if len(p.shared) == 0 {
+		return p.alloc.AllocateMayEmptyShared(owner, n)
+	}
+	return p.alloc.Allocate(owner, n)
+}
+
 func (p *Pinner) forget(id string) []*api.ContainerUpdate {
 	delete(p.shared, id)
+	delete(p.pending, id)
 	before := p.alloc.Shared()
 	al, err := p.alloc.Release(id)
 	if err != nil {
@@ -295,6 +310,9 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	if p.paused {
 		for _, c := range live {
 			p.shared[c.GetId()] = true
+			if c.GetState() == api.ContainerState_CONTAINER_CREATED {
+				p.answered(c.GetId())
+			}
 		}
 		p.log.WithField("containers", len(live)).Info("synchronized with the runtime (pinning paused: cpusets left as they are)")
 		return nil, nil
@@ -334,11 +352,7 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 			updates = append(updates, cpusetUpdate(c.GetId(), recorded))
 			continue
 		}
-		allocate := p.alloc.Allocate
-		if len(p.shared) == 0 {
-			allocate = p.alloc.AllocateMayEmptyShared
-		}
-		al, err := allocate(c.GetId(), want[c.GetId()])
+		al, err := p.allocate(c.GetId(), want[c.GetId()])
 		if err != nil {
 			p.stats.AllocationFailed(reason(err))
 			p.log.WithError(err).WithField("container", name(pod, c)).Warn("cannot pin a running container: left in the shared pool")
@@ -349,6 +363,11 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 		updates = append(updates, cpusetUpdate(c.GetId(), al.CPUs))
 	}
 	updates = p.keepSharedPool(updates)
+	for _, c := range live {
+		if c.GetState() == api.ContainerState_CONTAINER_CREATED {
+			p.answered(c.GetId()) // created, never started: provisional again (start.go)
+		}
+	}
 	shared := p.alloc.Shared().String() // once: the same list for every shared container
 	for _, c := range live {
 		if p.shared[c.GetId()] && c.GetLinux().GetResources().GetCpu().GetCpus() != shared {

@@ -129,10 +129,10 @@ func (d *Duty) PodUpdated(pod *api.PodSandbox) {
 }
 
 // Forget drops a stopped or removed container.
-func (d *Duty) Forget(ctr *api.Container) {
+func (d *Duty) Forget(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.ctrs, ctr.GetId())
+	delete(d.ctrs, id)
 }
 
 // ForgetPod drops a removed pod.

@@ -1,0 +1,131 @@
+package plugin_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreguard/coreguard/internal/nritest"
+	"github.com/coreguard/coreguard/plugin"
+	"github.com/coreguard/coreguard/topology/sysfsgen"
+)
+
+// waitMetric polls coreguard's metrics until they hold every line.
+func waitMetric(t *testing.T, h *harness, lines ...string) {
+	t.Helper()
+	deadline := time.Now().Add(syncTimeout)
+	for {
+		m := scrapeText(t, h.metrics)
+		missing := ""
+		for _, l := range lines {
+			if !strings.Contains(m, l+"\n") {
+				missing = l
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed %q", missing)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUnstartedCreationsGiveCoresBack: creations that fail after
+// coreguard's answer, of which the runtime says nothing (played as
+// containers created and never started), keep their cores only until
+// startTimeout: one user's failing pod retried 20 times does not drain the
+// node's exclusive cores, and coreguard's counts go back to what runs.
+// Containers found created but not started by a restart's Synchronize are
+// held the same way.
+func TestUnstartedCreationsGiveCoresBack(t *testing.T) {
+	t.Cleanup(plugin.SetReassertEvery(50 * time.Millisecond))
+	h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nstartTimeout: 1s")
+	b := h.create(h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"}), "app", burstable)
+	pod := h.rt.RunPod(nritest.PodSpec{Name: "typo", QoS: "guaranteed"})
+	for i := range 20 {
+		if i == 10 {
+			h.restartPlugin() // the ones created so far: created, not started
+		}
+		if _, err := h.rt.CreateUnstarted(pod, "app", guaranteed(2)); err != nil {
+			t.Fatalf("retry %d: %v", i, err)
+		}
+	}
+	waitMetric(t, h, "coreguard_exclusive_containers 0", "coreguard_unstarted_containers 0", "coreguard_shared_containers 1")
+	h.settle()
+	h.check()
+	if got := h.cpus(b).String(); got != "0-79" {
+		t.Errorf("shared container on %s after the cores came back, want 0-79", got)
+	}
+	// Every free core but one can be had again.
+	big := h.create(h.rt.RunPod(nritest.PodSpec{Name: "big", QoS: "guaranteed"}), "app", guaranteed(76))
+	if n := h.cpus(big).Size(); n != 76 {
+		t.Errorf("a 76-CPU request got %d CPUs", n)
+	}
+}
+
+// TestLateStartIsPlacedAgain: a container that starts after its start
+// timeout gave its cores back gets whole cores again, its own when still
+// free, else others, never cores someone else holds.
+func TestLateStartIsPlacedAgain(t *testing.T) {
+	t.Cleanup(plugin.SetReassertEvery(50 * time.Millisecond))
+	h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nstartTimeout: 1s")
+	h.create(h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"}), "app", burstable)
+	own, err := h.rt.CreateUnstarted(h.rt.RunPod(nritest.PodSpec{Name: "own", QoS: "guaranteed"}), "app", guaranteed(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownCPUs := h.cpus(own).String()
+	waitMetric(t, h, "coreguard_exclusive_containers 0")
+	if err := h.rt.Start(own); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.check()
+	if got := h.cpus(own).String(); got != ownCPUs {
+		t.Errorf("late container on %s, want its own free cores %s back", got, ownCPUs)
+	}
+
+	lost, err := h.rt.CreateUnstarted(h.rt.RunPod(nritest.PodSpec{Name: "lost", QoS: "guaranteed"}), "app", guaranteed(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lostCPUs := h.cpus(lost).String()
+	waitMetric(t, h, "coreguard_exclusive_containers 1")
+	taker := h.create(h.rt.RunPod(nritest.PodSpec{Name: "taker", QoS: "guaranteed"}), "app", guaranteed(2))
+	if got := h.cpus(taker).String(); got != lostCPUs {
+		t.Fatalf("the next pinning got %s, want the given-back %s", got, lostCPUs)
+	}
+	if err := h.rt.Start(lost); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.check() // lost moved to other whole cores, no overlap
+	if got := h.cpus(lost).String(); got == lostCPUs {
+		t.Errorf("late container still on %s, which %s holds", got, "taker")
+	}
+}
+
+// TestPoolMissedDuringCreationIsResent: a shared container being created
+// when a pinning moves the pool misses the update (containerd changes only
+// the stored spec then): it gets the pool when it starts.
+func TestPoolMissedDuringCreationIsResent(t *testing.T) {
+	h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"")
+	h.rt.LoseUpdatesBeforeStart = true
+	h.create(h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"}), "app", burstable)
+	s, err := h.rt.CreateUnstarted(h.rt.RunPod(nritest.PodSpec{Name: "s", QoS: "besteffort"}), "app", nritest.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.create(h.rt.RunPod(nritest.PodSpec{Name: "g", QoS: "guaranteed"}), "app", guaranteed(2))
+	if got := h.cpus(s).String(); got != "0-79" {
+		t.Fatalf("the update for the container being created was not lost (%s): the test plays nothing", got)
+	}
+	if err := h.rt.Start(s); err != nil {
+		t.Fatal(err)
+	}
+	h.settle()
+	h.check()
+}
