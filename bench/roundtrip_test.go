@@ -98,7 +98,7 @@ func runCoreguard(b *testing.B, cfgYAML string) func(ctx context.Context, socket
 		log.SetOutput(io.Discard)
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
 		p, err := plugin.New(plugin.Options{Socket: socket, Config: cfg, Topology: topo, Log: log,
-			Metrics: plugin.NewMetrics(), KernelRelease: "5.10.0"})
+			Metrics: plugin.NewMetrics(), KernelRelease: "5.10.0", RuntimeNRI: nritest.NRIVersion})
 		if err != nil {
 			return err
 		}

@@ -29,13 +29,14 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		return nil, nil, fmt.Errorf("coreguard: %w", err)
 	}
 	d.quota.Create(pod, ctr, d.pinning.Pinned(ctr.GetId()), adj)
-	return adj, p.sharedPoolUpdates(updates), nil
+	return adj, p.withOwed(p.sharedPoolUpdates(updates), ctr.GetId()), nil
 }
 
 // sharedPoolUpdates returns the shared pool's updates for the response, or
-// has them sent right after it (config sharedPoolUpdates: after-response).
+// has them sent right after it (config sharedPoolUpdates: after-response,
+// where the runtime takes updates outside its requests: refresh.go).
 func (p *Plugin) sharedPoolUpdates(updates []*api.ContainerUpdate) []*api.ContainerUpdate {
-	if len(updates) == 0 || p.currentConfig().SharedPoolUpdates != "after-response" {
+	if len(updates) == 0 || p.currentConfig().SharedPoolUpdates != "after-response" || !p.unsolicited.Load() {
 		return updates
 	}
 	p.refreshLater()

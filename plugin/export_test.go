@@ -22,3 +22,10 @@ func (p *Plugin) Holdings() map[string]cpuset.CPUSet {
 	}
 	return out
 }
+
+// PretendOldRuntime makes the plugin treat the connected runtime as one
+// whose NRI cannot take updates outside its requests (refresh.go).
+func (p *Plugin) PretendOldRuntime() { p.unsolicited.Store(false) }
+
+// TakesUnsolicited is takesUnsolicited.
+var TakesUnsolicited = takesUnsolicited

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -70,6 +71,11 @@ type Options struct {
 	// HostNamespaces recognises the host's namespaces by path (CRI-O names
 	// them instead of leaving them out). Default: read from /proc.
 	HostNamespaces admission.HostNamespaces
+	// RuntimeNRI is the NRI version to assume for a runtime that reports
+	// none it can be told by (a runtime side hosted in a binary without
+	// module information, as tests do). Default: none, taken as too old to
+	// take updates outside its requests (refresh.go).
+	RuntimeNRI string
 }
 
 // Overrides are command-line settings; "" leaves the configuration's.
@@ -114,6 +120,9 @@ type Plugin struct {
 	stub      stub.Stub
 	fatal     error  // a configuration error: retrying cannot help
 	out       outbox // updates sent outside any runtime request (refresh.go)
+	// unsolicited: the runtime takes updates outside its requests safely
+	// (refresh.go); until it says which NRI it runs, it does not.
+	unsolicited atomic.Bool
 }
 
 // New checks the options against the machine and makes the plugin. A
@@ -278,7 +287,17 @@ func (p *Plugin) Run(ctx context.Context) error {
 		}
 		backoff.reset()
 		p.setStub(st)
-		p.log.WithField("socket", p.opts.Socket).Info("registered with the runtime")
+		nriVersion := st.RuntimeNRIVersion()
+		if nriVersion == api.UnknownVersion && p.opts.RuntimeNRI != "" {
+			nriVersion = p.opts.RuntimeNRI
+		}
+		p.unsolicited.Store(takesUnsolicited(nriVersion))
+		p.log.WithFields(logrus.Fields{"socket": p.opts.Socket, "runtimeNRI": nriVersion,
+			"updatesOutsideRequests": p.unsolicited.Load()}).Info("registered with the runtime")
+		if !p.unsolicited.Load() && p.currentConfig().SharedPoolUpdates == "after-response" {
+			p.log.Warnf("sharedPoolUpdates: after-response needs a runtime built with NRI %s or later (this one: %q): "+
+				"the shared pool is updated in the answers instead", unsolicitedSince, nriVersion)
+		}
 		connCtx, stopRefresher := context.WithCancel(ctx)
 		go p.refresher(connCtx, st)
 		ok := p.serve(ctx, closed)

@@ -74,7 +74,7 @@ func (h *harness) startPlugin() {
 	log.SetOutput(io.Discard)
 	h.metrics = plugin.NewMetrics()
 	p, err := plugin.New(plugin.Options{Socket: h.rt.Socket, Config: h.cfg, Topology: h.topo, Log: log, Metrics: h.metrics,
-		Cgroups: h.extra.Cgroups, KernelRelease: h.extra.KernelRelease})
+		Cgroups: h.extra.Cgroups, KernelRelease: h.extra.KernelRelease, RuntimeNRI: nritest.NRIVersion})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
+	"github.com/containerd/nri/pkg/version"
 )
 
 // Updates outside any runtime request: the shared pool after a
@@ -18,6 +19,54 @@ import (
 // are sent with IgnoreFailure false, so the runtime reports the ones it
 // could not apply, which are sent again (a few times, backing off) while
 // coreguard still holds the container.
+//
+// Runtimes whose NRI predates v0.12.1 (CRI-O 1.34 among them) deadlock on
+// an update a plugin sends while another NRI call is under way: the runtime
+// side held its lock across the runtime's update callback, which takes the
+// runtime's own NRI lock, taken before that one on every other call (fixed
+// by NRI commit 55afaa2). There the outbox is emptied into the answer to
+// the next runtime request that can carry updates (withOwed) instead.
+
+// unsolicitedSince is the first NRI version whose runtime side takes
+// updates outside its requests without risking that deadlock.
+const unsolicitedSince = "v0.12.1"
+
+// takesUnsolicited reports whether a runtime built with NRI nriVersion
+// takes updates outside its requests safely; an unknown version does not.
+func takesUnsolicited(nriVersion string) bool {
+	return version.FindClosestMatch(nriVersion, []string{unsolicitedSince}) == unsolicitedSince
+}
+
+// withOwed adds to a response's updates what the outbox holds, on runtimes
+// that cannot take updates outside their requests. skip is the container
+// the request is about (a creation cannot update the container created).
+func (p *Plugin) withOwed(updates []*api.ContainerUpdate, skip string) []*api.ContainerUpdate {
+	if p.unsolicited.Load() {
+		return updates
+	}
+	pool, ids := p.out.take()
+	if !pool && len(ids) == 0 {
+		return updates
+	}
+	pin := p.duties().pinning
+	var owed []*api.ContainerUpdate
+	if pool {
+		owed, _ = pin.Refresh()
+	}
+	owed = append(owed, pin.UpdatesFor(slices.Sorted(maps.Keys(ids)))...)
+	have := map[string]bool{skip: true}
+	for _, u := range updates {
+		have[u.GetContainerId()] = true
+	}
+	for _, u := range owed {
+		if !have[u.GetContainerId()] {
+			have[u.GetContainerId()] = true
+			u.IgnoreFailure = true // in an answer: never fail the request
+			updates = append(updates, u)
+		}
+	}
+	return updates
+}
 
 // maxAttempts bounds how often one container's update is sent: a container
 // whose process exited (and that kubelet has not stopped yet) cannot be
@@ -87,6 +136,9 @@ func (p *Plugin) refresher(ctx context.Context, s stub.Stub) {
 		case <-ctx.Done():
 			return
 		case <-p.out.wake:
+		}
+		if !p.unsolicited.Load() {
+			continue // withOwed delivers it
 		}
 		for {
 			pool, ids := p.out.take()

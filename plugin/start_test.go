@@ -129,3 +129,40 @@ func TestPoolMissedDuringCreationIsResent(t *testing.T) {
 	h.settle()
 	h.check()
 }
+
+func TestTakesUnsolicited(t *testing.T) {
+	for v, want := range map[string]bool{
+		"v0.12.1": true, "v0.12.3": true, "v0.12.5": true, "v0.13.0": true, "v1.0.0": true,
+		"v0.12.0": false, "v0.11.0": false, "v0.9.1-0.20250219030224-e597e7849f24": false, "v0.3.0": false,
+		"unknown": false, "": false,
+	} {
+		if got := plugin.TakesUnsolicited(v); got != want {
+			t.Errorf("TakesUnsolicited(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+// TestOwedUpdatesRideOnAnswers: on a runtime whose NRI deadlocks on
+// updates sent outside its requests (before v0.12.1), what coreguard owes a
+// container goes out in the answer to the next request that can carry
+// updates, here the next creation.
+func TestOwedUpdatesRideOnAnswers(t *testing.T) {
+	h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"")
+	h.plugin.PretendOldRuntime()
+	h.rt.LoseUpdatesBeforeStart = true
+	h.create(h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"}), "app", burstable)
+	s, err := h.rt.CreateUnstarted(h.rt.RunPod(nritest.PodSpec{Name: "s", QoS: "besteffort"}), "app", nritest.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.create(h.rt.RunPod(nritest.PodSpec{Name: "g", QoS: "guaranteed"}), "app", guaranteed(2))
+	if err := h.rt.Start(s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // nothing may go out on its own
+	if got := h.cpus(s).String(); got != "0-79" {
+		t.Fatalf("an update went out outside a request (%s), or the test played nothing", got)
+	}
+	h.create(h.rt.RunPod(nritest.PodSpec{Name: "next", QoS: "besteffort"}), "app", nritest.Resources{})
+	h.check()
+}

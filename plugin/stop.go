@@ -13,5 +13,5 @@ func (p *Plugin) StopContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Co
 	defer p.metrics.observe("StopContainer", time.Now())
 	d := p.duties()
 	d.quota.Forget(ctr.GetId())
-	return p.sharedPoolUpdates(d.pinning.Stop(ctr)), nil
+	return p.withOwed(p.sharedPoolUpdates(d.pinning.Stop(ctr)), ctr.GetId()), nil
 }

@@ -20,7 +20,7 @@ func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		p.log.WithError(err).Warn("refusing update")
 		return nil, fmt.Errorf("coreguard: %w", err)
 	}
-	return mergeUpdates(updates, d.quota.Update(pod, ctr)), nil
+	return p.withOwed(mergeUpdates(updates, d.quota.Update(pod, ctr)), ""), nil
 }
 
 // mergeUpdates joins two duties' updates into one per container: the

@@ -19,6 +19,11 @@ import (
 	"github.com/containerd/nri/pkg/api"
 )
 
+// NRIVersion is the NRI runtime side this package hosts (go.mod's). A test
+// binary carries no module versions, so the adaptation reports "unknown":
+// plugins are told this instead (plugin.Options.RuntimeNRI).
+const NRIVersion = "v0.12.5"
+
 // Runtime is a fake container runtime with a real NRI adaptation.
 type Runtime struct {
 	tb     testing.TB

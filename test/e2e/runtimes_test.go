@@ -36,6 +36,11 @@ type expect struct {
 	// requiredMissing is the validator's refusal while coreguard is not
 	// connected (when requiredPlugins).
 	requiredMissing string
+	// updatesOutsideRequests: the runtime's NRI (v0.12.1 or later) takes
+	// container updates a plugin sends on its own. Older ones deadlock on
+	// them, so coreguard hands what it owes a container over in the answer
+	// to the runtime's next request instead (docs/config.md).
+	updatesOutsideRequests bool
 }
 
 var runtimes = []expect{
@@ -51,15 +56,17 @@ var runtimes = []expect{
 		requiredPlugins: true,
 		requiredMissing: "failed to create containerd container: failed to get NRI adjustment for container: " +
 			`validator "00-default-validator" rejected container adjustment, reason: validation error: required plugin "coreguard" not present`,
+		updatesOutsideRequests: true, // NRI v0.12.3
 	},
 	{
 		runtime: harness.CRIO, name: "cri-o", version: "1.34.0",
-		refusal:         "",
-		hostNetwork:     `pod's network namespace {nsdir}/netns/[0-9a-f-]+ is the host's`,
-		hostIPC:         `pod's ipc namespace {nsdir}/ipcns/[0-9a-f-]+ is the host's`,
-		ordinaryNS:      map[string]string{"pid": nsNoPath, "ipc": nsOwnPath, "network": nsOwnPath},
-		hostNS:          map[string]string{"pid": nsAbsent, "ipc": nsHostPath, "network": nsHostPath},
-		requiredPlugins: false,
+		refusal:                "",
+		hostNetwork:            `pod's network namespace {nsdir}/netns/[0-9a-f-]+ is the host's`,
+		hostIPC:                `pod's ipc namespace {nsdir}/ipcns/[0-9a-f-]+ is the host's`,
+		ordinaryNS:             map[string]string{"pid": nsNoPath, "ipc": nsOwnPath, "network": nsOwnPath},
+		hostNS:                 map[string]string{"pid": nsAbsent, "ipc": nsHostPath, "network": nsHostPath},
+		requiredPlugins:        false,
+		updatesOutsideRequests: false, // NRI v0.9.1-0.20250219030224-e597e7849f24
 	},
 }
 

@@ -16,7 +16,9 @@ import (
 // ContainerOptions describes one container of a pod spec.
 type ContainerOptions struct {
 	Name        string   // default "c-N"
+	Attempt     uint32   // kubelet's restart count: a retry is a new container of the same name
 	Image       string   // default WorkloadImage
+	Command     []string // the pod spec's command; default the image's entrypoint
 	Args        []string // workload mode and arguments; default ["sleep"]
 	Resources   Resources
 	Privileged  bool
@@ -58,7 +60,7 @@ func (p *Pod) ContainerConfig(ctx context.Context, o ContainerOptions) (*runtime
 	}
 	maps.Copy(labels, o.Labels)
 	ann := map[string]string{
-		"io.kubernetes.container.restartCount":             "0",
+		"io.kubernetes.container.restartCount":             fmt.Sprint(o.Attempt),
 		"io.kubernetes.container.terminationMessagePath":   "/dev/termination-log",
 		"io.kubernetes.container.terminationMessagePolicy": "File",
 		"io.kubernetes.pod.terminationGracePeriod":         "30",
@@ -81,10 +83,11 @@ func (p *Pod) ContainerConfig(ctx context.Context, o ContainerOptions) (*runtime
 		sc.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
 	}
 	return &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: o.Name},
+		Metadata: &runtimeapi.ContainerMetadata{Name: o.Name, Attempt: o.Attempt},
 		// kubelet passes the resolved image ID and, separately, the name
 		// from the pod spec.
 		Image:       &runtimeapi.ImageSpec{Image: imageID, UserSpecifiedImage: o.Image},
+		Command:     o.Command,
 		Args:        o.Args,
 		Envs:        envs,
 		Labels:      labels,
