@@ -52,7 +52,7 @@ deps-e2e: ## install what end-to-end tests need (runc, conmon, skopeo from Debia
 E2E_PKGS = $$($(GO) list ./test/... | grep -v /test/node)
 
 e2e: deps-e2e ## end-to-end tests against real containerd and CRI-O (root)
-	$(GO) test -race -count=1 -p 1 -v $(E2E_PKGS)
+	$(GO) test -race -count=1 -p 1 -timeout 30m -v $(E2E_PKGS)
 
 # A private single-node cluster (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet, built by hack/install-node-deps.sh at pinned

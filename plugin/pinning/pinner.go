@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
@@ -32,7 +31,6 @@ type Pinner struct {
 	gen    uint64          // bumped whenever the shared pool changes
 	// pending are containers answered but not started yet (start.go).
 	pending map[string]pendingStart
-	now     func() time.Time
 	// paused: another party (kubelet's static CPU manager) owns cpusets.
 	// Containers are still tracked, all as shared, and no cpuset is
 	// touched; resuming starts from everyone in the shared pool.
@@ -56,7 +54,7 @@ func New(topo *topology.Topology, cfg *config.Config, log logrus.FieldLogger, st
 	if stats == nil {
 		stats = noStats{}
 	}
-	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats, now: time.Now}
+	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats}
 	if err := p.reset(); err != nil {
 		return nil, err
 	}

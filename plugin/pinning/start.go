@@ -32,7 +32,7 @@ type pendingStart struct {
 // answered records that a container was answered (or found created but
 // not started) and must start before its deadline.
 func (p *Pinner) answered(id string) {
-	p.pending[id] = pendingStart{deadline: p.now().Add(p.cfg.StartTimeoutDuration()), gen: p.gen}
+	p.pending[id] = pendingStart{deadline: time.Now().Add(p.cfg.StartTimeoutDuration()), gen: p.gen}
 }
 
 // Started confirms a container that started. resend says the container
@@ -97,7 +97,7 @@ func (p *Pinner) poolEmptied() bool {
 func (p *Pinner) Expire() (ids []string, poolChanged bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := p.now()
+	now := time.Now()
 	before := p.alloc.Shared()
 	for id, pend := range p.pending {
 		if now.Before(pend.deadline) {
