@@ -108,11 +108,15 @@ func TestLateStartIsPlacedAgain(t *testing.T) {
 	}
 }
 
-// TestPoolMissedDuringCreationIsResent: a shared container being created
-// when a pinning moves the pool misses the update (containerd changes only
-// the stored spec then): it gets the pool when it starts.
-func TestPoolMissedDuringCreationIsResent(t *testing.T) {
+// missPool plays a shared container s being created when a pinning moves
+// the pool: the update for it is lost (containerd changes only the stored
+// spec then), and s still holds the old pool when it starts.
+func missPool(t *testing.T, oldRuntime bool) (*harness, string) {
+	t.Helper()
 	h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"")
+	if oldRuntime {
+		h.plugin.PretendOldRuntime()
+	}
 	h.rt.LoseUpdatesBeforeStart = true
 	h.create(h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"}), "app", burstable)
 	s, err := h.rt.CreateUnstarted(h.rt.RunPod(nritest.PodSpec{Name: "s", QoS: "besteffort"}), "app", nritest.Resources{})
@@ -123,6 +127,13 @@ func TestPoolMissedDuringCreationIsResent(t *testing.T) {
 	if got := h.cpus(s).String(); got != "0-79" {
 		t.Fatalf("the update for the container being created was not lost (%s): the test plays nothing", got)
 	}
+	return h, s
+}
+
+// TestPoolMissedDuringCreationIsResent: a shared container that missed the
+// pool while being created gets it when it starts.
+func TestPoolMissedDuringCreationIsResent(t *testing.T) {
+	h, s := missPool(t, false)
 	if err := h.rt.Start(s); err != nil {
 		t.Fatal(err)
 	}
@@ -147,21 +158,13 @@ func TestTakesUnsolicited(t *testing.T) {
 // container goes out in the answer to the next request that can carry
 // updates, here the next creation.
 func TestOwedUpdatesRideOnAnswers(t *testing.T) {
-	h := newHarness(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"")
-	h.plugin.PretendOldRuntime()
-	h.rt.LoseUpdatesBeforeStart = true
-	h.create(h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"}), "app", burstable)
-	s, err := h.rt.CreateUnstarted(h.rt.RunPod(nritest.PodSpec{Name: "s", QoS: "besteffort"}), "app", nritest.Resources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.create(h.rt.RunPod(nritest.PodSpec{Name: "g", QoS: "guaranteed"}), "app", guaranteed(2))
+	h, s := missPool(t, true)
 	if err := h.rt.Start(s); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond) // nothing may go out on its own
 	if got := h.cpus(s).String(); got != "0-79" {
-		t.Fatalf("an update went out outside a request (%s), or the test played nothing", got)
+		t.Fatalf("an update went out outside a request (%s)", got)
 	}
 	h.create(h.rt.RunPod(nritest.PodSpec{Name: "next", QoS: "besteffort"}), "app", nritest.Resources{})
 	h.check()
