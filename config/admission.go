@@ -16,8 +16,9 @@ type Admission struct {
 	// having where it holds; roll out with audit first where unsure which
 	// system namespaces need privileges (docs/admission.md).
 	Mode AdmissionMode `json:"mode,omitempty"`
-	// Namespaces allowed each kind, as exact names or glob patterns
-	// ("openshift-*"). Matching is exact and case-sensitive. Each list
+	// Namespaces allowed each kind, as exact names or glob patterns (a bare
+	// prefix such as "calico-*" is warned of: Warnings). Matching is exact
+	// and case-sensitive. Each list
 	// defaults to [kube-system], where Kubernetes' own privileged
 	// DaemonSets (kube-proxy, most CNIs) run; an empty list allows none.
 	Privileged  []string `json:"privileged,omitempty"`
@@ -25,8 +26,10 @@ type Admission struct {
 	HostIPC     []string `json:"hostIPC,omitempty"`
 	HostNetwork []string `json:"hostNetwork,omitempty"`
 	// FailClosed asks the runtime to fail container creation when coreguard
-	// times out or is gone, instead of creating containers unchecked
-	// (NRI's failure policy). Default false: a runtime whose NRI predates
+	// does not answer in time, or drops the connection in the middle of a
+	// request, instead of creating the container unchecked (NRI's failure
+	// policy). A coreguard that is gone between requests is skipped by the
+	// runtime all the same: only required_plugins covers that. Default false: a runtime whose NRI predates
 	// v0.12.4 ignores it anyway, and turning it on means no container
 	// starts while coreguard is down; see docs/admission.md for the
 	// runtime's required_plugins setting, which works on every runtime.
@@ -109,6 +112,22 @@ func (a *Admission) complete() []error {
 		}
 	}
 	return errs
+}
+
+// Warnings names the allowed patterns that are a bare prefix ("calico-*"):
+// they match every namespace starting so, including one anybody allowed to
+// create namespaces can name ("calico-evil").
+func (a *Admission) Warnings() []string {
+	var out []string
+	for _, kind := range []string{"privileged", "hostPID", "hostIPC", "hostNetwork"} {
+		for i, p := range a.Allowed(kind) {
+			if prefix, ok := strings.CutSuffix(p, "*"); ok && !strings.ContainsAny(prefix, "*?[") {
+				out = append(out, fmt.Sprintf("admission.%s[%d]: %q allows every namespace whose name starts with %q, "+
+					"also ones created later by anybody allowed to create namespaces; list the namespaces by name", kind, i, p, prefix))
+			}
+		}
+	}
+	return out
 }
 
 // checkPattern refuses patterns that could never match a namespace or are

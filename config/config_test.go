@@ -149,3 +149,18 @@ func TestSharedPoolUpdates(t *testing.T) {
 		t.Errorf("bad value: %v", err)
 	}
 }
+
+func TestAdmissionWarnsOfPrefixPatterns(t *testing.T) {
+	c, err := Parse([]byte("admission:\n  privileged: [kube-system, \"calico-*\", \"cilium-[ab]*\", \"tigera-operato?\"]\n  hostNetwork: [\"*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Admission.Warnings()
+	if len(w) != 2 || !strings.Contains(w[0], `admission.privileged[1]: "calico-*" allows every namespace whose name starts with "calico-"`) ||
+		!strings.Contains(w[1], `admission.hostNetwork[0]: "*"`) {
+		t.Errorf("warnings %q", w)
+	}
+	if w := Default().Admission.Warnings(); len(w) != 0 {
+		t.Errorf("the defaults warn: %q", w)
+	}
+}

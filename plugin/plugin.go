@@ -212,6 +212,9 @@ func (p *Plugin) apply(cfg *config.Config) error {
 			cg = h
 		}
 	}
+	for _, w := range cfg.Admission.Warnings() {
+		p.log.Warn(w)
+	}
 	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admissionStats())
 	q := quota.New(quota.Mode(cfg.CFSQuota), verdict.Buggy, cg, p.log, p.metrics.quotaStats())
 	kube := p.readKubelet(cfg.KubeletRootDir)

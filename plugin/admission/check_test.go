@@ -92,6 +92,23 @@ func crioHostPod(ns string, types ...string) *api.PodSandbox {
 	return p
 }
 
+// withNamespaces gives a container its own namespace list, as the runtimes
+// do: the pod's types, or, for a host type set on the container alone, one
+// left out (CRI-O) or given the host's path.
+func withNamespaces(c *api.Container, absent string, hostPath string) *api.Container {
+	for _, t := range []string{"pid", "ipc", "uts", "network", "mount"} {
+		switch t {
+		case absent:
+			continue
+		case hostPath:
+			c.Linux.Namespaces = append(c.Linux.Namespaces, &api.LinuxNamespace{Type: t, Path: "/host/" + t})
+		default:
+			c.Linux.Namespaces = append(c.Linux.Namespaces, &api.LinuxNamespace{Type: t, Path: "/proc/4242/ns/" + t})
+		}
+	}
+	return c
+}
+
 type counter struct{ rejected, audited map[string]int }
 
 func (c *counter) Rejected(k Kind, ns string) { c.rejected[string(k)+"/"+ns]++ }
@@ -143,6 +160,16 @@ func TestMatrix(t *testing.T) {
 		{"everything at once", pod("default", "pid", "ipc", "network"), privileged(true),
 			`privileged, host-PID, host-IPC, host-network container "app"`},
 		{"runtime listing no namespaces", &api.PodSandbox{Name: "p", Namespace: "default"}, ordinary(), ""},
+		// A direct CRI call can ask for a host namespace on the container
+		// alone (CRI-O honours it by leaving the entry out).
+		{"container lists its own", pod("default"), withNamespaces(ordinary(), "", ""), ""},
+		{"container-level host PID", pod("default"), withNamespaces(ordinary(), "pid", ""),
+			"may not use the host's PID namespace (container has no pid namespace of its own)"},
+		{"container-level host network", pod("default"), withNamespaces(ordinary(), "network", ""),
+			"may not use the host's network namespace (container has no network namespace of its own)"},
+		{"container-level host IPC by path", pod("default"), withNamespaces(ordinary(), "", "ipc"),
+			"may not use the host's IPC namespace (container's ipc namespace /host/ipc is the host's)"},
+		{"container-level host network in kube-system", pod("kube-system"), withNamespaces(ordinary(), "network", ""), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -65,7 +65,7 @@ func Inspect(pod *api.PodSandbox, ctr *api.Container, host HostNamespaces) []Fin
 		kind   Kind
 		nsType string
 	}{{HostPID, "pid"}, {HostIPC, "ipc"}, {HostNetwork, "network"}} {
-		if s := hostNamespaceSignal(pod, k.nsType, host); s != "" {
+		if s := hostNamespaceSignal(pod, ctr, k.nsType, host); s != "" {
 			out = append(out, Finding{Kind: k.kind, Signals: []string{s}})
 		}
 	}
@@ -118,19 +118,29 @@ func allowsAllDevices(d *api.LinuxDeviceCgroup) bool {
 // hostNamespaceSignal says why a container shares the host's namespace of
 // one type, or "" when it does not. containerd leaves a host namespace out
 // of the pod's list; CRI-O lists it with a path to the host's own, so a
-// listed path is compared with the host's namespace too.
-func hostNamespaceSignal(pod *api.PodSandbox, nsType string, host HostNamespaces) string {
-	podNS := pod.GetLinux().GetNamespaces()
-	if len(podNS) == 0 {
-		// A runtime that lists no pod namespaces at all tells nothing.
+// listed path is compared with the host's namespace too. The container's
+// own list is read the same way: a direct CRI call can ask for the host's
+// namespace on the container alone, which CRI-O honours (leaving the entry
+// out) while containerd puts the container in the pod's.
+func hostNamespaceSignal(pod *api.PodSandbox, ctr *api.Container, nsType string, host HostNamespaces) string {
+	if s := hostIn(pod.GetLinux().GetNamespaces(), "pod", nsType, host); s != "" {
+		return s
+	}
+	return hostIn(ctr.GetLinux().GetNamespaces(), "container", nsType, host)
+}
+
+// hostIn reads one namespace list (whose: "pod" or "container").
+func hostIn(list []*api.LinuxNamespace, whose, nsType string, host HostNamespaces) string {
+	if len(list) == 0 {
+		// A runtime that lists no namespaces at all tells nothing.
 		return ""
 	}
-	i := slices.IndexFunc(podNS, func(n *api.LinuxNamespace) bool { return n.GetType() == nsType })
+	i := slices.IndexFunc(list, func(n *api.LinuxNamespace) bool { return n.GetType() == nsType })
 	if i < 0 {
-		return fmt.Sprintf("pod has no %s namespace of its own", nsType)
+		return fmt.Sprintf("%s has no %s namespace of its own", whose, nsType)
 	}
-	if p := podNS[i].GetPath(); p != "" && host != nil && host.IsHost(nsType, p) {
-		return fmt.Sprintf("pod's %s namespace %s is the host's", nsType, p)
+	if p := list[i].GetPath(); p != "" && host != nil && host.IsHost(nsType, p) {
+		return fmt.Sprintf("%s's %s namespace %s is the host's", whose, nsType, p)
 	}
 	return ""
 }

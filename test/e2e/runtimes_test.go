@@ -41,6 +41,11 @@ type expect struct {
 	// them, so coreguard hands what it owes a container over in the answer
 	// to the runtime's next request instead (docs/config.md).
 	updatesOutsideRequests bool
+	// containerHostNS: the host namespaces the runtime gives a container
+	// that asks for them on its own config, its sandbox not (a direct CRI
+	// call): CRI-O honours pid and network, containerd puts the container
+	// in its pod's namespaces.
+	containerHostNS map[string]bool
 }
 
 var runtimes = []expect{
@@ -57,6 +62,7 @@ var runtimes = []expect{
 		requiredMissing: "failed to create containerd container: failed to get NRI adjustment for container: " +
 			`validator "00-default-validator" rejected container adjustment, reason: validation error: required plugin "coreguard" not present`,
 		updatesOutsideRequests: true, // NRI v0.12.3
+		containerHostNS:        map[string]bool{},
 	},
 	{
 		runtime: harness.CRIO, name: "cri-o", version: "1.34.0",
@@ -67,6 +73,7 @@ var runtimes = []expect{
 		hostNS:                 map[string]string{"pid": nsAbsent, "ipc": nsHostPath, "network": nsHostPath},
 		requiredPlugins:        false,
 		updatesOutsideRequests: false, // NRI v0.9.1-0.20250219030224-e597e7849f24
+		containerHostNS:        map[string]bool{"pid": true, "network": true},
 	},
 }
 

@@ -15,16 +15,20 @@ import (
 
 // ContainerOptions describes one container of a pod spec.
 type ContainerOptions struct {
-	Name        string   // default "c-N"
-	Attempt     uint32   // kubelet's restart count: a retry is a new container of the same name
-	Image       string   // default WorkloadImage
-	Command     []string // the pod spec's command; default the image's entrypoint
-	Args        []string // workload mode and arguments; default ["sleep"]
-	Resources   Resources
-	Privileged  bool
-	Labels      map[string]string
-	Annotations map[string]string
-	Env         map[string]string
+	Name       string   // default "c-N"
+	Attempt    uint32   // kubelet's restart count: a retry is a new container of the same name
+	Image      string   // default WorkloadImage
+	Command    []string // the pod spec's command; default the image's entrypoint
+	Args       []string // workload mode and arguments; default ["sleep"]
+	Resources  Resources
+	Privileged bool
+	// HostPID, HostIPC, HostNetwork set the host's namespace on the
+	// container's own config only, the sandbox's left as it is: what a
+	// direct CRI call can ask for and kubelet never does.
+	HostPID, HostIPC, HostNetwork bool
+	Labels                        map[string]string
+	Annotations                   map[string]string
+	Env                           map[string]string
 }
 
 // Container is a created CRI container.
@@ -74,8 +78,14 @@ func (p *Pod) ContainerConfig(ctx context.Context, o ContainerOptions) (*runtime
 	res.OomScoreAdj = OOMScoreAdj(p.QoS, o.Resources, memCapacity())
 	podNS := p.Config.Linux.SecurityContext.NamespaceOptions
 	ns := &runtimeapi.NamespaceOption{Network: podNS.Network, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: podNS.Ipc}
-	if podNS.Pid == runtimeapi.NamespaceMode_NODE {
+	if podNS.Pid == runtimeapi.NamespaceMode_NODE || o.HostPID {
 		ns.Pid = runtimeapi.NamespaceMode_NODE
+	}
+	if o.HostIPC {
+		ns.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	if o.HostNetwork {
+		ns.Network = runtimeapi.NamespaceMode_NODE
 	}
 	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: ns, Privileged: o.Privileged}
 	if !o.Privileged {
