@@ -38,6 +38,7 @@ func commands() []command {
 		topologyCommand(),
 		planCommand(),
 		kernelCommand(),
+		configCommand(),
 		throttleCommand(),
 		versionCommand(),
 	}

@@ -227,3 +227,41 @@ func TestKubeletStaticWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCheck: `coreguard config FILE` says whether coreguard would run
+// with a file, on this node or a given topology, before anyone rolls it out.
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	tree := generated(t, sysfsgen.TwoCPUsTwoCores)
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name, text string
+		code       int
+		out, err   string
+	}{
+		{"good", "reservedSystemCPUs: \"0\"\n", exitOK, "coreguard would run with it", ""},
+		{"defaults filled in", "", exitOK, "startTimeout: 60s", ""},
+		{"prefix pattern warned", "admission:\n  hostNetwork: [\"calico-*\"]\n", exitOK,
+			`warning: admission.hostNetwork[0]: "calico-*" allows every namespace`, ""},
+		{"wrong-case key", "reservedSystemCpus: \"0\"\n", exitFailed, "", `unknown field "reservedSystemCpus"`},
+		{"bad value", "oddCPUs: sometimes\n", exitFailed, "", `oddCPUs: "sometimes" is not one of`},
+		{"does not fit this machine", "reservedSystemCPUs: \"0-1\"\n", exitFailed, "", "config does not fit this machine"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI("config", "--sysfs-root", tree, write(tt.name+".yaml", tt.text))
+			if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.err) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q", code, out, errOut, tt.code, tt.out, tt.err)
+			}
+		})
+	}
+	if code, _, errOut := runCLI("config"); code != exitUsage || !strings.Contains(errOut, "give one configuration file") {
+		t.Errorf("no file: exit %d, %q", code, errOut)
+	}
+}
