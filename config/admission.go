@@ -21,10 +21,12 @@ type Admission struct {
 	// and case-sensitive. Each list
 	// defaults to [kube-system], where Kubernetes' own privileged
 	// DaemonSets (kube-proxy, most CNIs) run; an empty list allows none.
-	Privileged  []string `json:"privileged,omitempty"`
-	HostPID     []string `json:"hostPID,omitempty"`
-	HostIPC     []string `json:"hostIPC,omitempty"`
-	HostNetwork []string `json:"hostNetwork,omitempty"`
+	// No omitempty: an empty list (allow none) written out must not read
+	// back as the default.
+	Privileged  []string `json:"privileged"`
+	HostPID     []string `json:"hostPID"`
+	HostIPC     []string `json:"hostIPC"`
+	HostNetwork []string `json:"hostNetwork"`
 	// FailClosed asks the runtime to fail container creation when coreguard
 	// does not answer in time, or drops the connection in the middle of a
 	// request, instead of creating the container unchecked (NRI's failure

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/coreguard/coreguard/cpuset/alloc"
 	"github.com/coreguard/coreguard/kernel"
 )
@@ -327,5 +329,25 @@ func TestParseScalarsAsStrings(t *testing.T) {
 	}
 	if c.Reserved().String() != "0" || c.Admission.Mode != AdmissionOff || c.Kernel.Add[0].Name != "7" || c.Kernel.Add[0].Branch != "4.19" {
 		t.Errorf("parsed %+v", c)
+	}
+}
+
+// TestMarshalRoundTrip: the configuration in force, written out (coreguard
+// keeps it as its last good one), reads back the same.
+func TestMarshalRoundTrip(t *testing.T) {
+	c, err := Parse([]byte(everyField))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(out)
+	if err != nil {
+		t.Fatalf("written out, it no longer reads: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(c, back) {
+		t.Errorf("round trip changed it:\n%+v\n%+v", c, back)
 	}
 }

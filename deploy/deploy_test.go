@@ -227,7 +227,7 @@ func TestDaemonSetContainer(t *testing.T) {
 	if sub != "run" {
 		t.Errorf("subcommand %q", sub)
 	}
-	known := []string{"config", "socket", "sysfs-root", "cgroup-root", "log-level", "log-format", "metrics-address", "name", "index"}
+	known := []string{"config", "socket", "sysfs-root", "cgroup-root", "log-level", "log-format", "metrics-address", "name", "index", "state-dir"}
 	for k := range flags {
 		if !slices.Contains(known, k) {
 			t.Errorf("unknown flag --%s", k)
@@ -258,6 +258,7 @@ func TestDaemonSetContainer(t *testing.T) {
 		"sys-devices-system": {"/sys/devices/system", flags["sysfs-root"] + "/devices/system", true},
 		"cgroup":             {"/sys/fs/cgroup", flags["cgroup-root"], false},
 		"kubelet":            {config.DefaultKubeletRootDir, config.DefaultKubeletRootDir, true},
+		"state":              {"/var/lib/coreguard", flags["state-dir"], false},
 		"netns":              {"/var/run/netns", "/var/run/netns", true},
 		"ipcns":              {"/var/run/ipcns", "/var/run/ipcns", true},
 	}

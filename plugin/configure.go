@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -21,29 +20,24 @@ import (
 func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (stub.EventMask, error) {
 	defer p.metrics.observe("Configure", time.Now())
 	p.log.WithField("runtime", runtime+" "+version).Info("configuring")
-	var err error
-	cfg := p.opts.Config
 	provided := strings.TrimSpace(text) != ""
-	switch {
-	case provided:
+	if !provided && p.currentConfig() != nil {
+		return 0, nil // an external plugin reconnecting keeps the configuration in force
+	}
+	cfg, err, origin := p.opts.Config, error(nil), ""
+	if provided {
 		cfg, err = config.Parse([]byte(text))
-	case p.currentConfig() != nil:
-		return 0, nil
+		origin = "runtime-provided configuration"
 	}
-	if err == nil {
-		err = p.apply(cfg)
-	}
+	given, err := p.use(cfg, err, origin)
 	if err != nil {
-		if provided {
-			err = fmt.Errorf("runtime-provided configuration: %w", err)
-		}
 		p.mu.Lock()
 		p.fatal = err
 		p.mu.Unlock()
 		p.log.WithError(err).Error("refusing configuration")
 		return 0, err
 	}
-	if provided {
+	if provided && given {
 		p.log.Info("using the runtime-provided configuration")
 	}
 	return 0, nil

@@ -25,11 +25,12 @@ type Metrics struct {
 	rejected  *prometheus.CounterVec
 	audited   *prometheus.CounterVec
 
-	quotaErrors prometheus.Counter
-	connected   prometheus.Gauge
-	cfsBug      *prometheus.GaugeVec
-	pinning     prometheus.Gauge
-	unstarted   prometheus.Counter
+	quotaErrors    prometheus.Counter
+	connected      prometheus.Gauge
+	cfsBug         *prometheus.GaugeVec
+	pinning        prometheus.Gauge
+	unstarted      prometheus.Counter
+	configRejected prometheus.Gauge
 
 	mu     sync.Mutex
 	pinner *pinning.Pinner
@@ -86,7 +87,11 @@ func NewMetrics() *Metrics {
 		Name: "coreguard_unstarted_released_total",
 		Help: "Containers coreguard answered that did not start within startTimeout (their creation failed after coreguard's answer): their exclusive cores and place in the shared pool were given back.",
 	})
-	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected, m.cfsBug, m.pinning, m.unstarted,
+	m.configRejected = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "coreguard_config_rejected",
+		Help: "1 while coreguard runs on its last good configuration because the one it was given was refused (its log says why), else 0: alert on 1.",
+	})
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected, m.cfsBug, m.pinning, m.unstarted, m.configRejected,
 		poolCollector{m}, throttleCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -127,6 +132,16 @@ func (m *Metrics) listen(addr string) (started, stopped string, err error) {
 func (m *Metrics) setVerdict(release, verdict, rule string) {
 	m.cfsBug.Reset()
 	m.cfsBug.WithLabelValues(release, verdict, rule).Set(1)
+}
+
+// setConfigRejected records whether the configuration given was refused
+// (and the last good one runs).
+func (m *Metrics) setConfigRejected(rejected bool) {
+	if rejected {
+		m.configRejected.Set(1)
+	} else {
+		m.configRejected.Set(0)
+	}
 }
 
 // setPinning records whether coreguard pins.

@@ -46,6 +46,12 @@ type Options struct {
 	// from the runtime's plugin config dir) replaces it, wholly: everything
 	// derived from the configuration is decided again from it.
 	Config *config.Config
+	// ConfigFile, when set, is read for Config at start; when it is
+	// refused, coreguard runs on the last good configuration (lastgood.go).
+	ConfigFile string
+	// StateDir keeps the last good configuration. Default: none, but a
+	// pre-installed coreguard keeps it beside its executable.
+	StateDir string
 	// Overrides are settings given on the command line: they win over the
 	// same settings of whichever configuration is in force.
 	Overrides Overrides
@@ -163,7 +169,11 @@ func New(opts Options) (*Plugin, error) {
 	if Preinstalled() {
 		return p, nil
 	}
-	if err := p.apply(opts.Config); err != nil {
+	var readErr error
+	if opts.ConfigFile != "" {
+		p.opts.Config, readErr = config.Load(opts.ConfigFile)
+	}
+	if _, err := p.use(p.opts.Config, readErr, ""); err != nil {
 		return nil, err
 	}
 	return p, nil

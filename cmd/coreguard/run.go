@@ -15,7 +15,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/plugin"
 )
 
@@ -32,6 +31,7 @@ func runCommand() command {
 		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
 			socket := fs.String("socket", plugin.DefaultSocket, "the runtime's NRI socket (external mode)")
 			cfgPath := fs.String("config", "", "YAML configuration file (default: built-in defaults; a configuration the runtime passes replaces it)")
+			stateDir := fs.String("state-dir", "", "keep the last configuration coreguard ran with here, to run on when the one given is refused at start (default: none; a pre-installed coreguard keeps it beside itself)")
 			name := fs.String("name", plugin.DefaultName, "NRI plugin name")
 			index := fs.String("index", plugin.DefaultIndex, "NRI plugin index (two digits; lower runs earlier)")
 			var o plugin.Overrides
@@ -47,16 +47,8 @@ func runCommand() command {
 				if err := checkOverrides(&o); err != nil {
 					return usageError{err.Error()}
 				}
-				cfg := config.Default()
-				if *cfgPath != "" {
-					var err error
-					if cfg, err = config.Load(*cfgPath); err != nil {
-						return err
-					}
-				}
-				log := logrus.New()
 				p, err := plugin.New(plugin.Options{Name: *name, Index: *index, Socket: *socket,
-					Config: cfg, Overrides: o, Log: log})
+					ConfigFile: *cfgPath, StateDir: *stateDir, Overrides: o, Log: logrus.New()})
 				if err != nil {
 					return err
 				}

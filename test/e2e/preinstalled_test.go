@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,41 @@ func TestPreinstalledBadConfig(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		wantRunning(ctx, t, runPod(ctx, t, rt, "unguarded", harness.Resources{}))
+	})
+}
+
+// TestPreinstalledKeepsLastGoodConfig: coreguard installed with a good
+// configuration keeps it as its last good one; a bad edit rolled out and the
+// runtime restarted does not turn the guard off: coreguard runs on the last
+// good configuration (its log says why, coreguard_config_rejected is 1) and
+// still refuses a privileged pod in default.
+func TestPreinstalledKeepsLastGoodConfig(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, x expect) {
+		rt := startRuntime(t, x)
+		good := reserveCPU0 + "\nmetricsAddress: \"127.0.0.1:0\"\n"
+		cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, good)
+		kept := filepath.Join(rt.PluginPath, ".10-coreguard.last-good.yaml")
+		if _, err := os.Stat(kept); err != nil {
+			t.Fatalf("the configuration in force was not kept: %v", err)
+		}
+		syncs := cg.Syncs()
+		installCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, good+"cfsQuota: sometimes\n") // the bad edit
+		if err := rt.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cg.WaitSyncs(syncs+1, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		log, _ := os.ReadFile(cg.LogPath)
+		for _, want := range []string{`cfsQuota: \"sometimes\" is not one of`, "running on the last good configuration"} {
+			if !strings.Contains(string(log), want) {
+				t.Errorf("coreguard's log lacks %q:\n%s", want, cg.LogTail(20))
+			}
+		}
+		wantMetric(t, scrape(t, cg), "coreguard_config_rejected 1")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		refused, _, err := debugPod.run(ctx, rt, "default")
+		wantRefusal(ctx, t, refused, err, x.refusal+"coreguard: privileged container")
 	})
 }

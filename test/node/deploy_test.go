@@ -200,8 +200,9 @@ patches:
   - path: config.yaml
 `, rel))
 	// Host paths: the private containerd's NRI socket dir, the generated
-	// topology, the cluster's kubelet root dir, netns/ipcns dirs inside the
-	// cluster's dir (nothing on the host outside it). Their mountPropagation HostToContainer needs a
+	// topology, the cluster's kubelet root dir, coreguard's state dir and
+	// netns/ipcns dirs inside the cluster's dir (nothing on the host outside
+	// it). Their mountPropagation HostToContainer needs a
 	// shared or slave mount, and / is private on these VMs: kubelet's root
 	// dir, which kubelet bind-mounts onto itself as shared, is one.
 	writeFile(t, overlay, "daemonset-paths.yaml", fmt.Sprintf(`apiVersion: apps/v1
@@ -223,8 +224,11 @@ spec:
           hostPath: {path: %q, type: DirectoryOrCreate}
         - name: kubelet
           hostPath: {path: %q, type: Directory}
+        - name: state
+          hostPath: {path: %q, type: DirectoryOrCreate}
 `, filepath.Dir(c.Runtime.NRISocket), filepath.Join(topo, "devices/system"),
-		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns"), c.KubeletRoot))
+		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns"), c.KubeletRoot,
+		filepath.Join(c.Dir, "coreguard-state")))
 	writeFile(t, overlay, "config.yaml", fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
 metadata:
