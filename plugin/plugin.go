@@ -301,6 +301,9 @@ func (p *Plugin) Run(ctx context.Context) error {
 		backoff.reset()
 		p.setStub(st)
 		nriVersion := st.RuntimeNRIVersion()
+		if nriVersion == "" {
+			nriVersion = api.UnknownVersion // the runtime said none, and its name and version told NRI nothing
+		}
 		if nriVersion == api.UnknownVersion && p.opts.RuntimeNRI != "" {
 			nriVersion = p.opts.RuntimeNRI
 		}

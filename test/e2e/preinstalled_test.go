@@ -144,7 +144,9 @@ func TestPreinstalledKeepsLastGoodConfig(t *testing.T) {
 			t.Fatalf("the configuration in force was not kept: %v", err)
 		}
 		syncs := cg.Syncs()
-		installCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, good+"cfsQuota: sometimes\n") // the bad edit
+		if err := cg.Edit(good + "cfsQuota: sometimes\n"); err != nil { // the bad edit
+			t.Fatal(err)
+		}
 		if err := rt.Restart(); err != nil {
 			t.Fatal(err)
 		}

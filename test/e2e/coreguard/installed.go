@@ -88,6 +88,7 @@ type Installed struct {
 	Bin     string // the executable in the runtime's plugin dir
 	Conf    string // its configuration in the runtime's config dir
 	LogPath string // log.file
+	opts    InstallOptions
 }
 
 // Install copies what `make install` wrote into opts' dirs, with the
@@ -102,7 +103,7 @@ func Install(opts InstallOptions) (*Installed, error) {
 		return nil, err
 	}
 	in := &Installed{Bin: filepath.Join(opts.PluginDir, PluginName),
-		Conf: filepath.Join(opts.ConfigDir, PluginName+".conf"), LogPath: opts.LogPath}
+		Conf: filepath.Join(opts.ConfigDir, PluginName+".conf"), LogPath: opts.LogPath, opts: opts}
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return nil, err
@@ -116,6 +117,23 @@ func Install(opts InstallOptions) (*Installed, error) {
 		return nil, err
 	}
 	return in, os.WriteFile(in.Conf, text, 0o644)
+}
+
+// Edit rewrites the installed configuration as an admin edits it: the
+// installed one with cfg merged in (and the test's own settings). The
+// runtime reads it when it restarts.
+func (in *Installed) Edit(cfg string) error {
+	_, conf, err := MakeInstall()
+	if err != nil {
+		return err
+	}
+	opts := in.opts
+	opts.Config = cfg
+	text, err := editConfig(conf, opts)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(in.Conf, text, 0o644)
 }
 
 // editConfig is the installed configuration with opts' settings merged in.
