@@ -136,33 +136,24 @@ func (m *Metrics) setVerdict(release, verdict, rule string) {
 
 // setConfigRejected records whether the configuration given was refused
 // (and the last good one runs).
-func (m *Metrics) setConfigRejected(rejected bool) {
-	if rejected {
-		m.configRejected.Set(1)
-	} else {
-		m.configRejected.Set(0)
-	}
-}
+func (m *Metrics) setConfigRejected(rejected bool) { setFlag(m.configRejected, rejected) }
 
 // setPinning records whether coreguard pins.
-func (m *Metrics) setPinning(on bool) {
+func (m *Metrics) setPinning(on bool) { setFlag(m.pinning, on) }
+
+// setFlag sets a 0/1 gauge.
+func setFlag(g prometheus.Gauge, on bool) {
 	if on {
-		m.pinning.Set(1)
+		g.Set(1)
 	} else {
-		m.pinning.Set(0)
+		g.Set(0)
 	}
 }
 
 // Registry exposes the registry, for tests.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
-func (m *Metrics) setConnected(up bool) {
-	if up {
-		m.connected.Set(1)
-	} else {
-		m.connected.Set(0)
-	}
-}
+func (m *Metrics) setConnected(up bool) { setFlag(m.connected, up) }
 
 func (m *Metrics) observe(event string, start time.Time) {
 	m.latency.WithLabelValues(event).Observe(time.Since(start).Seconds())
