@@ -225,11 +225,11 @@ func (c *Config) complete() error {
 			bad(fmt.Sprintf("exemptNamespaces[%d]", i), ns, "is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63)")
 		}
 	}
-	if a := c.MetricsAddress; a != "" && !strings.Contains(a, ":") {
-		bad("metricsAddress", a, "is not host:port (e.g. \":9110\" or \"127.0.0.1:9110\")")
+	if why := NotHostPort(c.MetricsAddress); why != "" {
+		bad("metricsAddress", c.MetricsAddress, why)
 	}
-	c.Log.Level = oneOf(bad, "log.level", c.Log.Level, "info", "debug", "warn", "error")
-	c.Log.Format = oneOf(bad, "log.format", c.Log.Format, "text", "json")
+	c.Log.Level = oneOf(bad, "log.level", c.Log.Level, LogLevels...)
+	c.Log.Format = oneOf(bad, "log.format", c.Log.Format, LogFormats...)
 	for _, f := range []struct {
 		field string
 		value *string
@@ -252,6 +252,22 @@ func (c *Config) complete() error {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// LogLevels and LogFormats are log.level's and log.format's values, the
+// default first (coreguard run's flags for them take the same).
+var (
+	LogLevels  = []string{"info", "debug", "warn", "error"}
+	LogFormats = []string{"text", "json"}
+)
+
+// NotHostPort says why a metrics address is not host:port, "" when it is
+// (or is empty: off).
+func NotHostPort(a string) string {
+	if a == "" || strings.Contains(a, ":") {
+		return ""
+	}
+	return "is not host:port (e.g. \":9110\" or \"127.0.0.1:9110\")"
 }
 
 // oneOf checks an enumerated field: empty means the first (default) value;

@@ -14,9 +14,10 @@ import (
 // gets its configuration here, from the runtime's plugin config dir: it
 // replaces the one from --config and takes full effect (apply). Without
 // one, a pre-installed plugin runs on --config or the defaults; an external
-// plugin reconnecting keeps the configuration in force. A bad configuration
-// fails registration, naming the field and value, and stops coreguard:
-// retrying cannot fix it.
+// plugin reconnecting keeps the configuration in force. A configuration
+// refused here runs the last good one instead (lastgood.go); with none
+// kept, it fails registration, naming the field and value, and stops
+// coreguard: retrying cannot fix it.
 func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (stub.EventMask, error) {
 	defer p.metrics.observe("Configure", time.Now())
 	p.log.WithField("runtime", runtime+" "+version).Info("configuring")

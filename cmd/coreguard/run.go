@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/plugin"
 )
 
@@ -71,12 +72,12 @@ func checkOverrides(o *plugin.Overrides) error {
 		}
 		return fmt.Errorf("--%s: %q is not one of %s", flag, value, strings.Join(allowed, ", "))
 	}
-	if err := errors.Join(oneOf("log-level", o.LogLevel, "debug", "info", "warn", "error"),
-		oneOf("log-format", o.LogFormat, "text", "json")); err != nil {
+	if err := errors.Join(oneOf("log-level", o.LogLevel, config.LogLevels...),
+		oneOf("log-format", o.LogFormat, config.LogFormats...)); err != nil {
 		return err
 	}
-	if a := o.MetricsAddress; a != "" && !strings.Contains(a, ":") {
-		return fmt.Errorf("--metrics-address: %q is not host:port (e.g. \":9110\" or \"127.0.0.1:9110\")", a)
+	if why := config.NotHostPort(o.MetricsAddress); why != "" {
+		return fmt.Errorf("--metrics-address: %q %s", o.MetricsAddress, why)
 	}
 	for _, p := range []*string{&o.SysfsRoot, &o.CgroupRoot} {
 		if *p != "" {
