@@ -42,6 +42,7 @@ type Runtime struct {
 	mu     sync.Mutex
 	pods   map[string]*api.PodSandbox
 	ctrs   map[string]*api.Container
+	gone   map[string]bool // removed containers
 	synced chan syncEvent
 	seq    int
 }
@@ -88,7 +89,7 @@ func start(tb testing.TB, withProxy bool, plugins ...Plugin) *Runtime {
 		tb.Fatal(err)
 	}
 	r := &Runtime{tb: tb, dir: dir, Socket: filepath.Join(dir, "nri.sock"), pods: map[string]*api.PodSandbox{},
-		ctrs: map[string]*api.Container{}, synced: make(chan syncEvent, 16)}
+		ctrs: map[string]*api.Container{}, gone: map[string]bool{}, synced: make(chan syncEvent, 16)}
 	for _, p := range plugins {
 		if err := r.install(p); err != nil {
 			tb.Fatal(err)
@@ -211,7 +212,7 @@ func (r *Runtime) sync(ctx context.Context, cb adaptation.SyncCB) error {
 		return err
 	}
 	r.mu.Lock()
-	r.apply(updates)
+	r.strict(r.apply(updates))
 	r.mu.Unlock()
 	select {
 	case r.synced <- syncEvent{registered: registered, synced: time.Now()}:
@@ -220,11 +221,19 @@ func (r *Runtime) sync(ctx context.Context, cb adaptation.SyncCB) error {
 	return nil
 }
 
+// update takes a plugin's updates outside any request. A container
+// stopped or removed since the plugin decided is reported failed, as
+// runtimes do: that race is real. One never created is a plugin's bug.
 func (r *Runtime) update(_ context.Context, updates []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.apply(updates)
-	return nil, nil
+	failed := r.apply(updates)
+	for _, u := range failed {
+		if _, ok := r.ctrs[u.GetContainerId()]; !ok && !r.gone[u.GetContainerId()] {
+			r.tb.Errorf("update for unknown container %s", u.GetContainerId())
+		}
+	}
+	return failed, nil
 }
 
 // snapshot returns copies of the live pods and containers.
@@ -343,7 +352,7 @@ func (r *Runtime) create(pod *api.PodSandbox, name string, res Resources) (strin
 	defer r.mu.Unlock()
 	adjust(ctr, resp.GetAdjust())
 	r.ctrs[id] = ctr
-	r.apply(resp.GetUpdate())
+	r.strict(r.apply(resp.GetUpdate()))
 	return id, rtt, nil
 }
 
@@ -372,7 +381,7 @@ func (r *Runtime) Update(id string, res Resources) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.apply(resp.GetUpdate())
+	r.strict(r.apply(resp.GetUpdate()))
 	return nil
 }
 
@@ -388,7 +397,7 @@ func (r *Runtime) Stop(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ctrs[id].State = api.ContainerState_CONTAINER_STOPPED
-	r.apply(resp.GetUpdate())
+	r.strict(r.apply(resp.GetUpdate()))
 }
 
 // Remove removes a container (stopping it first if it runs).
@@ -401,6 +410,7 @@ func (r *Runtime) Remove(id string) {
 	}
 	r.mu.Lock()
 	delete(r.ctrs, id)
+	r.gone[id] = true
 	r.mu.Unlock()
 }
 
@@ -443,13 +453,14 @@ func (r *Runtime) lookup(id string) (*api.PodSandbox, *api.Container) {
 	return r.pods[c.PodSandboxId], clone(c)
 }
 
-// apply performs container updates on the store, as a runtime does.
-func (r *Runtime) apply(updates []*api.ContainerUpdate) {
+// apply performs container updates on the store, as a runtime does, and
+// returns those that could not be applied and may not fail silently.
+func (r *Runtime) apply(updates []*api.ContainerUpdate) (failed []*api.ContainerUpdate) {
 	for _, u := range updates {
 		c, ok := r.ctrs[u.GetContainerId()]
 		if !ok || c.State == api.ContainerState_CONTAINER_STOPPED {
 			if !u.GetIgnoreFailure() {
-				r.tb.Errorf("update for unknown or stopped container %s", u.GetContainerId())
+				failed = append(failed, u)
 			}
 			continue
 		}
@@ -457,6 +468,16 @@ func (r *Runtime) apply(updates []*api.ContainerUpdate) {
 			continue
 		}
 		mergeCPU(c, u.GetLinux().GetResources().GetCpu())
+	}
+	return failed
+}
+
+// strict fails the test for updates in a request's answer the runtime
+// could not apply: the plugin decided them under the request, so a stale
+// one is the plugin's bug (and would fail the request on a real runtime).
+func (r *Runtime) strict(failed []*api.ContainerUpdate) {
+	for _, u := range failed {
+		r.tb.Errorf("update for unknown or stopped container %s in an answer", u.GetContainerId())
 	}
 }
 
