@@ -9,7 +9,8 @@ import (
 )
 
 // CreateContainer runs the duties in order: admission (privileged and
-// host-namespace containers outside allowed namespaces are refused), then
+// host-namespace containers outside allowed namespaces are refused, or
+// given the hook that refuses them when NRI's view is not enough), then
 // pinning (exclusive whole cores or the shared pool; when the pool shrinks,
 // every shared container is moved in the same response), then quota (CFS
 // quota lifted where it only harms). An error fails the creation; its text
@@ -23,6 +24,11 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		return nil, nil, fmt.Errorf("coreguard: %w", err)
 	}
 	adj := &api.ContainerAdjustment{}
+	if h := d.admission.Hook(pod, ctr); h != nil {
+		// NRI cannot clear it of being privileged: its final spec is
+		// checked by the runtime, running coreguard as an OCI hook.
+		adj.AddHooks(&api.Hooks{CreateRuntime: []*api.Hook{h}})
+	}
 	updates, err := d.pinning.Create(pod, ctr, adj)
 	if err != nil {
 		p.log.WithError(err).Warn("refusing container")

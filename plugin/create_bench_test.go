@@ -2,13 +2,13 @@ package plugin_test
 
 import (
 	"context"
-	"github.com/coreguard/coreguard/config"
 	"io"
 	"testing"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
 
+	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/internal/nritest"
 	"github.com/coreguard/coreguard/plugin"
 	"github.com/coreguard/coreguard/topology/sysfsgen"

@@ -116,6 +116,9 @@ type Plugin struct {
 	// policy is sent to the runtime when coreguard registers; Configure
 	// sets it from the configuration in force before the stub sends it.
 	policy *api.FailurePolicy
+	// hookBinary is the coreguard binary runtimes run as the spec-check
+	// hook ("" when there is none: hookbinary.go).
+	hookBinary string
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -165,6 +168,10 @@ func New(opts Options) (*Plugin, error) {
 			p.log.WithError(err).Warn("cannot read the running kernel's release: its CFS throttling bug verdict is unknown (config kernel.unknown decides)")
 		}
 		p.release = r
+	}
+	var err error
+	if p.hookBinary, err = hookBinary(opts.StateDir); err != nil {
+		p.log.WithError(err).Warn("no spec-check hook: a privileged container that NRI shows no mark of (privileged_without_host_devices and a /sys volume) is not refused")
 	}
 	if Preinstalled() {
 		return p, nil
@@ -226,6 +233,7 @@ func (p *Plugin) apply(cfg *config.Config) error {
 		p.log.Warn(w)
 	}
 	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admissionStats())
+	adm.SetHookBinary(p.hookBinary)
 	q := quota.New(quota.Mode(cfg.CFSQuota), verdict.Buggy, cg, p.log, p.metrics.quotaStats())
 	kube := p.readKubelet(cfg.KubeletRootDir)
 	pin.SetPaused(kube.Static())

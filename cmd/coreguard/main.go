@@ -41,6 +41,7 @@ func commands() []command {
 		configCommand(),
 		throttleCommand(),
 		versionCommand(),
+		hookCommand(),
 	}
 }
 

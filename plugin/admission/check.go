@@ -22,6 +22,8 @@ type Checker struct {
 	host  HostNamespaces
 	log   logrus.FieldLogger
 	stats Stats
+
+	hookBinary string
 }
 
 // New makes a checker. host may be nil (host namespaces given by path are
@@ -46,7 +48,7 @@ func (c *Checker) Check(pod *api.PodSandbox, ctr *api.Container) error {
 	if len(denied) == 0 {
 		return nil
 	}
-	msg := c.message(pod, ctr, denied)
+	msg := message(ns, pod.GetName(), ctr.GetName(), denied, func(k Kind) []string { return c.cfg.Allowed(string(k)) })
 	if c.cfg.Mode == config.AdmissionAudit {
 		for _, f := range denied {
 			c.count(f.Kind, ns, false)
@@ -77,16 +79,15 @@ func (c *Checker) count(k Kind, ns string, rejected bool) {
 //
 //	privileged container "agent" in pod default/debug rejected: namespace "default" may not run
 //	privileged containers (sysfs mounted rw, all devices allowed); allowed: kube-system, openshift-*
-func (c *Checker) message(pod *api.PodSandbox, ctr *api.Container, denied []Finding) string {
+func message(ns, pod, ctr string, denied []Finding, allowed func(Kind) []string) string {
 	var kinds, reasons []string
 	for _, f := range denied {
 		kinds = append(kinds, adjective(f.Kind))
 		reasons = append(reasons, fmt.Sprintf("may not %s (%s); allowed: %s",
-			f.Kind.what(), strings.Join(f.Signals, ", "), allowedList(c.cfg.Allowed(string(f.Kind)))))
+			f.Kind.what(), strings.Join(f.Signals, ", "), allowedList(allowed(f.Kind))))
 	}
 	return fmt.Sprintf("%s container %q in pod %s/%s rejected: namespace %q %s",
-		strings.Join(kinds, ", "), ctr.GetName(), pod.GetNamespace(), pod.GetName(), pod.GetNamespace(),
-		strings.Join(reasons, "; and "))
+		strings.Join(kinds, ", "), ctr, ns, pod, ns, strings.Join(reasons, "; and "))
 }
 
 func adjective(k Kind) string {

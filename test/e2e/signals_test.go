@@ -43,7 +43,8 @@ var signalPods = []struct {
 // observer plugin reads the pods and containers from Synchronize. The pod
 // namespace lists must be as the runtime's row says (expect.ordinaryNS,
 // expect.hostNS), a privileged container must carry both privileged
-// signals and an ordinary one neither, and coreguard's own reading of them
+// signals and an ordinary one neither (and the read-only sysfs that spares
+// it the spec-check hook), and coreguard's own reading of them
 // (admission.Inspect, with the host's namespaces from /proc as coreguard
 // takes them) must find exactly the pod's kind: nothing for the ordinary
 // pod, so no ordinary container is refused on either runtime.
@@ -104,6 +105,11 @@ func testAdmissionSignals(t *testing.T, x expect) {
 			t.Errorf("%s pod %s: sysfs rw %v, allow-all device rule %v, %d host devices; want all present: %v",
 				x.name, name, sig.sysfsRW, sig.allowAll, sig.devices, priv)
 		}
+		// Every unprivileged container shows the runtime's read-only
+		// sysfs, so coreguard gives none the spec-check hook.
+		if kind != admission.Privileged && !sig.sysfsRO {
+			t.Errorf("%s pod %s: no read-only sysfs at /sys: coreguard would add its spec-check hook", x.name, name)
+		}
 		// What coreguard makes of it.
 		var kinds []admission.Kind
 		for _, f := range admission.Inspect(p, c, host) {
@@ -127,6 +133,7 @@ type podSignals struct {
 	ns       map[string]string // namespace type -> nsAbsent, nsNoPath, nsOwnPath, nsHostPath
 	paths    map[string]string
 	sysfsRW  bool // /sys mounted as sysfs without "ro"
+	sysfsRO  bool // /sys mounted as sysfs "ro": coreguard adds no spec-check hook
 	allowAll bool // device cgroup rule "a *:* rwm"
 	devices  int  // host devices in Linux.Devices
 }
@@ -160,8 +167,9 @@ func signalsOf(p *api.PodSandbox, c *api.Container) podSignals {
 		s.paths[n.GetType()] = n.GetPath()
 	}
 	for _, m := range c.GetMounts() {
-		if m.GetDestination() == "/sys" && m.GetType() == "sysfs" && !slices.Contains(m.GetOptions(), "ro") {
-			s.sysfsRW = true
+		if m.GetDestination() == "/sys" && m.GetType() == "sysfs" {
+			s.sysfsRO = slices.Contains(m.GetOptions(), "ro")
+			s.sysfsRW = !s.sysfsRO
 		}
 	}
 	s.allowAll = slices.ContainsFunc(c.GetLinux().GetResources().GetDevices(), func(d *api.LinuxDeviceCgroup) bool {

@@ -88,6 +88,10 @@ func renderConfig(p paths, o Options) string {
 	w("[plugins.'io.containerd.cri.v1.runtime'.containerd]\n  default_runtime_name = \"runc\"")
 	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"")
 	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\n  SystemdCgroup = false\n  Root = %s", q(p.RuncRoot))
+	// A second handler as Kata's docs set theirs up: privileged containers
+	// get no host devices (and no allow-all device rule).
+	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s]\n  runtime_type = \"io.containerd.runc.v2\"\n  privileged_without_host_devices = true", NoHostDevicesHandler)
+	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options]\n  SystemdCgroup = false\n  Root = %s", NoHostDevicesHandler, q(p.RuncRoot))
 	w("")
 	w("[plugins.'io.containerd.nri.v1.nri']")
 	w("  disable = false")

@@ -22,6 +22,9 @@ type ContainerOptions struct {
 	Args       []string // workload mode and arguments; default ["sleep"]
 	Resources  Resources
 	Privileged bool
+	// Volumes are the pod's volumes this container mounts (read-write):
+	// container path -> host path.
+	Volumes map[string]string
 	// HostPID, HostIPC, HostNetwork set the host's namespace on the
 	// container's own config only, the sandbox's left as it is: what a
 	// direct CRI call can ask for and kubelet never does.
@@ -92,8 +95,13 @@ func (p *Pod) ContainerConfig(ctx context.Context, o ContainerOptions) (*runtime
 		// As kubelet with seccompDefault (or a restricted pod): RuntimeDefault.
 		sc.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
 	}
+	var mounts []*runtimeapi.Mount
+	for _, dst := range slices.Sorted(maps.Keys(o.Volumes)) {
+		mounts = append(mounts, &runtimeapi.Mount{ContainerPath: dst, HostPath: o.Volumes[dst]})
+	}
 	return &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: o.Name, Attempt: o.Attempt},
+		Mounts:   mounts,
 		// kubelet passes the resolved image ID and, separately, the name
 		// from the pod spec.
 		Image:       &runtimeapi.ImageSpec{Image: imageID, UserSpecifiedImage: o.Image},

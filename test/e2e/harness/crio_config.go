@@ -92,6 +92,16 @@ func renderCRIOConfig(p crioPaths, o Options) string {
 	w("monitor_path = %s", q(Conmon))
 	w(`monitor_cgroup = "pod"`)
 	w("")
+	// The same runc as a handler whose privileged containers get no host
+	// devices, as Kata's docs set theirs up.
+	w("[crio.runtime.runtimes.%s]", NoHostDevicesHandler)
+	w("runtime_path = %s", q(o.BinDir+"/runcwrap"))
+	w(`runtime_type = "oci"`)
+	w("runtime_root = %s", q(p.RuncRoot))
+	w("monitor_path = %s", q(Conmon))
+	w(`monitor_cgroup = "pod"`)
+	w("privileged_without_host_devices = true")
+	w("")
 	// CRI-O's built-in crun handler: Debian's crun is too old, so it points
 	// nowhere and CRI-O drops it with a warning.
 	w("[crio.runtime.runtimes.crun]")

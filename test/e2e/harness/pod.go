@@ -12,6 +12,10 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// NoHostDevicesHandler is a runtime handler both runtimes are configured
+// with, the default runc with privileged_without_host_devices.
+const NoHostDevicesHandler = "runc-no-host-devices"
+
 // PodOptions describes a pod as kubelet knows it before RunPodSandbox.
 type PodOptions struct {
 	Name      string // default "pod-N"
@@ -29,8 +33,11 @@ type PodOptions struct {
 	HostPID     bool
 	HostIPC     bool
 	Privileged  bool // any container in the pod is privileged
-	Labels      map[string]string
-	Annotations map[string]string
+	// RuntimeHandler is the pod's RuntimeClass handler ("" the default;
+	// NoHostDevicesHandler is configured on both runtimes).
+	RuntimeHandler string
+	Labels         map[string]string
+	Annotations    map[string]string
 	// NoPodCgroup skips EnsurePodCgroup (kubelet always does it): the pod
 	// cgroup is then created by runc with default, unlimited values.
 	NoPodCgroup bool
@@ -141,7 +148,7 @@ func (r *Runtime) RunPod(ctx context.Context, o PodOptions) (*Pod, error) {
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return nil, err
 	}
-	resp, err := r.CRI.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	resp, err := r.CRI.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: o.RuntimeHandler})
 	if err != nil {
 		return nil, fmt.Errorf("RunPodSandbox %s (%s): %w", cfg.Metadata.Name, qos, err)
 	}
