@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,8 +17,11 @@ import (
 	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/test/node/cluster"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 // repoRoot is the module root (tests run in test/node).
@@ -186,6 +190,7 @@ func TestNodeDaemonSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stateDir := filepath.Join(c.Dir, "coreguard-state")
 	overlay := t.TempDir()
 	rel, err := filepath.Rel(overlay, base)
 	if err != nil {
@@ -198,7 +203,13 @@ resources:
 patches:
   - path: daemonset-paths.yaml
   - path: config.yaml
+  - path: state-dir.yaml
+    target: {kind: DaemonSet, name: coreguard}
 `, rel))
+	// The state dir holds the copy of coreguard the runtime runs as the
+	// spec-check hook, by its path on the host: as docs/install.md tells
+	// admins who move it, it is mounted at its host path and named so.
+	writeFile(t, overlay, "state-dir.yaml", stateDirPatch(t, ds, stateDir))
 	// Host paths: the private containerd's NRI socket dir, the generated
 	// topology, the cluster's kubelet root dir, coreguard's state dir and
 	// netns/ipcns dirs inside the cluster's dir (nothing on the host outside
@@ -227,8 +238,7 @@ spec:
         - name: state
           hostPath: {path: %q, type: DirectoryOrCreate}
 `, filepath.Dir(c.Runtime.NRISocket), filepath.Join(topo, "devices/system"),
-		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns"), c.KubeletRoot,
-		filepath.Join(c.Dir, "coreguard-state")))
+		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns"), c.KubeletRoot, stateDir))
 	writeFile(t, overlay, "config.yaml", fmt.Sprintf(`apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -297,6 +307,17 @@ data:
 	}
 	waitEvent(t, c, "default", "priv", "Failed", "coreguard")
 
+	// Privileged on a RuntimeClass without host devices, with a /sys
+	// volume: NRI shows no mark; the runtime runs the DaemonSet's copy of
+	// coreguard from the state dir as the spec-check hook, which refuses it.
+	if _, err := c.Client.NodeV1().RuntimeClasses().Create(context.Background(), &nodev1.RuntimeClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-host-devices"}, Handler: harness.NoHostDevicesHandler}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createPod(t, c, podSpec{name: "priv-sys", privileged: true, runtimeClass: "no-host-devices", sysVolume: t.TempDir()})
+	t.Logf("privileged pod without host devices, /sys volume: %s",
+		waitContainerMessage(t, c, "default", "priv-sys", `coreguard hook: privileged container "c" in pod default/priv-sys rejected`))
+
 	metrics := scrape(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics")
 	if v, k := metric(metrics, "coreguard_admission_rejections_total", `namespace="default"`, `reason="privileged"`); v < 1 {
 		t.Errorf("coreguard_admission_rejections_total privileged/default = %v (%s), want >= 1", v, k)
@@ -315,4 +336,23 @@ func podLogs(c *cluster.Cluster, p *corev1.Pod) string {
 		b.Write(data)
 	}
 	return b.String()
+}
+
+// stateDirPatch is a JSON patch that mounts the DaemonSet's state dir at
+// dir, its path on the host, and passes --state-dir=dir.
+func stateDirPatch(t *testing.T, manifest []byte, dir string) string {
+	t.Helper()
+	var ds appsv1.DaemonSet
+	if err := yaml.Unmarshal(manifest, &ds); err != nil {
+		t.Fatal(err)
+	}
+	ctr := ds.Spec.Template.Spec.Containers[0]
+	arg := slices.IndexFunc(ctr.Args, func(a string) bool { return strings.HasPrefix(a, "--state-dir=") })
+	mount := slices.IndexFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "state" })
+	if arg < 0 || mount < 0 {
+		t.Fatalf("the DaemonSet has no --state-dir argument (%d) or state mount (%d)", arg, mount)
+	}
+	return fmt.Sprintf(`- {op: replace, path: /spec/template/spec/containers/0/args/%d, value: "--state-dir=%s"}
+- {op: replace, path: /spec/template/spec/containers/0/volumeMounts/%d/mountPath, value: %q}
+`, arg, dir, mount, dir)
 }

@@ -102,6 +102,8 @@ type podSpec struct {
 	hostPID        bool
 	hostNetwork    bool
 	annotations    map[string]string
+	runtimeClass   string // RuntimeClass name, "" none
+	sysVolume      string // a host dir mounted at /sys (a hostPath volume), "" none
 }
 
 func guaranteed(name string, cpu string) podSpec {
@@ -128,6 +130,15 @@ func (s podSpec) pod() *corev1.Pod {
 		priv := true
 		ctr.SecurityContext = &corev1.SecurityContext{Privileged: &priv}
 	}
+	var volumes []corev1.Volume
+	if s.sysVolume != "" {
+		volumes = append(volumes, corev1.Volume{Name: "sys", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: s.sysVolume}}})
+		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "sys", MountPath: "/sys"})
+	}
+	var runtimeClass *string
+	if s.runtimeClass != "" {
+		runtimeClass = &s.runtimeClass
+	}
 	ns := s.ns
 	if ns == "" {
 		ns = "default"
@@ -137,6 +148,7 @@ func (s podSpec) pod() *corev1.Pod {
 		Spec: corev1.PodSpec{
 			NodeName: cluster.NodeName, Containers: []corev1.Container{ctr},
 			HostPID: s.hostPID, HostNetwork: s.hostNetwork, TerminationGracePeriodSeconds: &grace,
+			Volumes: volumes, RuntimeClassName: runtimeClass,
 			// The node's taints come and go with its conditions; these pods
 			// must stay put.
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
@@ -232,6 +244,35 @@ func waitCreateContainerError(t *testing.T, c *cluster.Cluster, ns, name string)
 		return false
 	})
 	return p.Status.ContainerStatuses[0].State.Waiting.Message
+}
+
+// waitContainerMessage waits for the pod's container to show a waiting or
+// terminated message (current or last) holding want, and returns it.
+func waitContainerMessage(t *testing.T, c *cluster.Cluster, ns, name, want string) string {
+	t.Helper()
+	var msg string
+	waitPod(t, c, ns, name, "showing "+want, func(p *corev1.Pod) bool {
+		for _, cs := range p.Status.ContainerStatuses {
+			for _, m := range []string{stateMessage(cs.State), stateMessage(cs.LastTerminationState)} {
+				if strings.Contains(m, want) {
+					msg = m
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return msg
+}
+
+func stateMessage(s corev1.ContainerState) string {
+	switch {
+	case s.Waiting != nil:
+		return s.Waiting.Message
+	case s.Terminated != nil:
+		return s.Terminated.Message
+	}
+	return ""
 }
 
 func deletePod(t *testing.T, c *cluster.Cluster, ns, name string) {
