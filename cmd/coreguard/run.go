@@ -32,7 +32,7 @@ func runCommand() command {
 		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
 			socket := fs.String("socket", plugin.DefaultSocket, "the runtime's NRI socket (external mode)")
 			cfgPath := fs.String("config", "", "YAML configuration file (default: built-in defaults; a configuration the runtime passes replaces it)")
-			stateDir := fs.String("state-dir", "", "keep the last configuration coreguard ran with here, to run on when the one given is refused at start (default: none; a pre-installed coreguard keeps it beside itself)")
+			stateDir := fs.String("state-dir", "", "keep the last configuration coreguard ran with here, to run on when the one given is refused at start, and the copy of coreguard the runtime runs as the spec-check hook: must be this same path on the host (default: none; a pre-installed coreguard keeps the configuration beside itself)")
 			name := fs.String("name", plugin.DefaultName, "NRI plugin name")
 			index := fs.String("index", plugin.DefaultIndex, "NRI plugin index (two digits; lower runs earlier)")
 			var o plugin.Overrides

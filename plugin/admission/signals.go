@@ -1,11 +1,12 @@
 // Package admission is coreguard's admission duty: it refuses, at the
 // runtime, containers that are privileged or share the host's PID, IPC or
 // network namespace, unless their namespace is allowed. The runtime is
-// where every container arrives, so static pods, direct CRI calls and
-// debug containers cannot slip past as they can past the API server.
+// where every container kubelet creates arrives, so static pods and debug
+// containers cannot slip past as they can past the API server.
 //
 // NRI has no "privileged" field. Which signals count, and why, is written
-// next to each check below and in docs/admission.md.
+// next to each check below and in docs/admission.md; where they cannot
+// tell, an OCI hook judges the final spec (spec.go, hook.go).
 package admission
 
 import (

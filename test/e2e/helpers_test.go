@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +19,10 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	coreguard.RemoveBuild()
+	if msg := checkBypassTable(); msg != "" && code == 0 {
+		fmt.Fprintln(os.Stderr, "FAIL:", msg)
+		code = 1
+	}
 	os.Exit(code)
 }
 

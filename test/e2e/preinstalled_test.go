@@ -126,6 +126,7 @@ func TestPreinstalledBadConfig(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		wantRunning(ctx, t, runPod(ctx, t, rt, "unguarded", harness.Resources{}))
+		recordBypass(x, "bad-config-first", "runs: coreguard does not start, the node is unguarded unless the runtime requires it")
 	})
 }
 
@@ -164,5 +165,6 @@ func TestPreinstalledKeepsLastGoodConfig(t *testing.T) {
 		defer cancel()
 		refused, _, err := debugPod.run(ctx, rt, "default")
 		wantRefusal(ctx, t, refused, err, x.refusal+"coreguard: privileged container")
+		recordBypass(x, "bad-config", "refused in CreateContainer: the last good configuration is in force")
 	})
 }

@@ -46,6 +46,11 @@ type expect struct {
 	// call): CRI-O honours pid and network, containerd puts the container
 	// in its pod's namespaces.
 	containerHostNS map[string]bool
+	// hooksAt is the CRI call in which the runtime runs OCI createRuntime
+	// hooks (runc create), where coreguard's spec-check hook refuses:
+	// containerd makes the task in StartContainer, CRI-O the container in
+	// CreateContainer.
+	hooksAt string
 }
 
 var runtimes = []expect{
@@ -63,6 +68,7 @@ var runtimes = []expect{
 			`validator "00-default-validator" rejected container adjustment, reason: validation error: required plugin "coreguard" not present`,
 		updatesOutsideRequests: true, // NRI v0.12.3
 		containerHostNS:        map[string]bool{},
+		hooksAt:                "StartContainer",
 	},
 	{
 		runtime: harness.CRIO, name: "cri-o", version: "1.34.0",
@@ -74,6 +80,7 @@ var runtimes = []expect{
 		requiredPlugins:        false,
 		updatesOutsideRequests: false, // NRI v0.9.1-0.20250219030224-e597e7849f24
 		containerHostNS:        map[string]bool{"pid": true, "network": true},
+		hooksAt:                "CreateContainer",
 	},
 }
 

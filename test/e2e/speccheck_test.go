@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -62,15 +63,20 @@ func testNoHostDevices(t *testing.T, x expect) {
 		if err == nil || !regexp.MustCompile(want).MatchString(strings.ReplaceAll(err.Error(), `\"`, `"`)) {
 			t.Fatalf("error %v\nwant one matching %s", err, want)
 		}
+		if !strings.HasPrefix(err.Error(), x.hooksAt+" agent") {
+			t.Fatalf("refused in %s, want %s: %v", strings.Fields(err.Error())[0], x.hooksAt, err)
+		}
 		t.Logf("refused: %v", err)
 		waitCountsBack(t, cg)
 		waitPoolBack(ctx, t, x, b)
+		recordBypass(x, "nodev-sys", fmt.Sprintf("refused in %s by the spec-check hook (`CAP_SYS_ADMIN, /proc/sys writable`); its exclusive core given back", x.hooksAt))
 	})
 	t.Run("privileged without the volume in default", func(t *testing.T) {
 		pod, _, err := run("no-volume", "default", true, false)
 		wantRefusalRe(ctx, t, pod, err, "^"+regexp.QuoteMeta(x.refusal+`coreguard: privileged container "agent" in pod default/no-volume rejected: `+
 			`namespace "default" may not run privileged containers (sysfs mounted rw); allowed: kube-system`)+"$")
 		waitCountsBack(t, cg)
+		recordBypass(x, "nodev", "refused in CreateContainer (`sysfs mounted rw`)")
 	})
 	t.Run("unprivileged with a /sys volume in default", func(t *testing.T) {
 		_, c, err := run("unprivileged", "default", false, true)
@@ -78,6 +84,7 @@ func testNoHostDevices(t *testing.T, x expect) {
 			t.Fatal(err)
 		}
 		wantRunning(ctx, t, c)
+		recordBypass(x, "sys-unprivileged", "runs")
 	})
 	t.Run("privileged with a /sys volume in kube-system", func(t *testing.T) {
 		_, c, err := run("sys-volume", "kube-system", true, true)
@@ -88,5 +95,6 @@ func testNoHostDevices(t *testing.T, x expect) {
 		if st.Spec != nil && st.Spec.Linux != nil && len(st.Spec.Linux.Devices) > 0 {
 			t.Errorf("privileged container on %s got %d host devices", harness.NoHostDevicesHandler, len(st.Spec.Linux.Devices))
 		}
+		recordBypass(x, "nodev-sys-allowed", "runs")
 	})
 }
