@@ -6,16 +6,27 @@ import (
 
 // readKubelet reads kubelet's CPU manager checkpoint under rootDir. A
 // checkpoint that cannot be read is reported and counts as what was read
-// last: a torn write or a permission slip must not flip pinning.
+// last: a torn write or a permission slip must not flip pinning. The
+// error is logged when it appears or changes, not at every re-read (every
+// 10 s), and its end once.
 func (p *Plugin) readKubelet(rootDir string) kubelet.CPUManager {
 	m, err := kubelet.ReadCPUManager(rootDir)
+	p.mu.Lock()
+	last, lastErr := p.kubelet, p.kubeletErr
+	p.kubeletErr = ""
+	if err != nil {
+		p.kubeletErr = err.Error()
+	}
+	p.mu.Unlock()
 	if err == nil {
+		if lastErr != "" {
+			p.log.WithField("policy", m.Policy).Info("kubelet's CPU manager checkpoint is readable again")
+		}
 		return m
 	}
-	p.mu.Lock()
-	last := p.kubelet
-	p.mu.Unlock()
-	p.log.WithError(err).Warn("cannot tell which CPU manager policy kubelet runs: keeping the last known (kubeletRootDir in the configuration says where kubelet keeps its state)")
+	if err.Error() != lastErr {
+		p.log.WithError(err).Warn("cannot tell which CPU manager policy kubelet runs: keeping the last known (kubeletRootDir in the configuration says where kubelet keeps its state)")
+	}
 	last.Path = m.Path
 	return last
 }

@@ -113,7 +113,21 @@ func TestKubeletStaticPolicyPausesPinning(t *testing.T) {
 	if m := scrapeText(t, h.metrics); !strings.Contains(m, "coreguard_pinning_enabled 0") {
 		t.Errorf("an unreadable checkpoint resumed pinning")
 	}
+	if n := countLogs(h, "cannot tell which CPU manager policy"); n != 1 {
+		t.Errorf("the unreadable checkpoint was reported %d times in ten checks, want once", n)
+	}
 	if cpus := h.rt.Container(h.create(gpod, "late", guaranteed(2))).Linux.Resources.Cpu.Cpus; cpus != "" {
 		t.Errorf("an unreadable checkpoint after static: coreguard set cpuset %q", cpus)
 	}
+}
+
+// countLogs counts the plugin's log entries holding text.
+func countLogs(h *harness, text string) int {
+	n := 0
+	for _, e := range h.logs.AllEntries() {
+		if strings.Contains(e.Message, text) {
+			n++
+		}
+	}
+	return n
 }

@@ -120,15 +120,16 @@ type Plugin struct {
 	// hook ("" when there is none: hookbinary.go).
 	hookBinary string
 
-	mu        sync.Mutex
-	cfg       *config.Config
-	admission *admission.Checker
-	pinner    *pinning.Pinner
-	quota     *quota.Duty
-	kubelet   kubelet.CPUManager // what kubelet's checkpoint said when last read
-	stub      stub.Stub
-	fatal     error  // a configuration error: retrying cannot help
-	out       outbox // updates sent outside any runtime request (refresh.go)
+	mu         sync.Mutex
+	cfg        *config.Config
+	admission  *admission.Checker
+	pinner     *pinning.Pinner
+	quota      *quota.Duty
+	kubelet    kubelet.CPUManager // what kubelet's checkpoint said when last read
+	kubeletErr string             // why the checkpoint could not be read last time, "" when it could
+	stub       stub.Stub
+	fatal      error  // a configuration error: retrying cannot help
+	out        outbox // updates sent outside any runtime request (refresh.go)
 	// unsolicited: the runtime takes updates outside its requests safely
 	// (refresh.go); until it says which NRI it runs, it does not.
 	unsolicited atomic.Bool

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/coreguard/coreguard/config"
 	"github.com/coreguard/coreguard/cpuset"
@@ -33,6 +34,7 @@ type harness struct {
 	extra   plugin.Options // Cgroups and KernelRelease for the quota tests
 	metrics *plugin.Metrics
 	plugin  *plugin.Plugin // the one running now
+	logs    *logtest.Hook  // what the running one logged
 	stop    func()
 }
 
@@ -72,6 +74,7 @@ func (h *harness) startPlugin() {
 	h.t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
+	h.logs = logtest.NewLocal(log)
 	h.metrics = plugin.NewMetrics()
 	p, err := plugin.New(plugin.Options{Socket: h.rt.Socket, Config: h.cfg, Topology: h.topo, Log: log, Metrics: h.metrics,
 		Cgroups: h.extra.Cgroups, KernelRelease: h.extra.KernelRelease, RuntimeNRI: nritest.NRIVersion})
