@@ -16,7 +16,7 @@ func (p *Plugin) verdict(cfg *config.Config) kernel.Verdict {
 	if v.Rule != nil {
 		rule = v.Rule.Name
 	}
-	p.metrics.setVerdict(p.release, v.String(), rule)
+	p.metrics.setVerdict(v.Buggy, v.String(), rule)
 	entry := p.log.WithFields(logrus.Fields{"kernel": p.release, "verdict": v.String(), "rule": rule, "reason": v.Reason})
 	if v.Known {
 		entry.Info("CFS throttling bug verdict")

@@ -3,6 +3,7 @@ package plugin
 import (
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -10,33 +11,47 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/coreguard/coreguard/plugin/admission"
 	"github.com/coreguard/coreguard/plugin/pinning"
 	"github.com/coreguard/coreguard/plugin/quota"
 )
 
 // Metrics are coreguard's Prometheus metrics. They are always collected;
 // the configuration's metricsAddress decides whether they are served.
+//
+// They add to what kubelet's cAdvisor exports rather than repeat it: no
+// series is named container_* or machine_*, and CFS throttling counters
+// are cAdvisor's alone; coreguard says which quotas it lifted or kept and
+// why, so they can be joined (docs/metrics.md). Every series whose label
+// values are known in advance exists from the start, at 0.
 type Metrics struct {
 	registry  *prometheus.Registry
 	latency   *prometheus.HistogramVec
 	failures  *prometheus.CounterVec
 	fallbacks prometheus.Counter
-	rejected  *prometheus.CounterVec
-	audited   *prometheus.CounterVec
+	admission *admissionCounters
 
-	quotaErrors    prometheus.Counter
-	connected      prometheus.Gauge
-	cfsBug         *prometheus.GaugeVec
-	pinning        prometheus.Gauge
-	unstarted      prometheus.Counter
-	configRejected prometheus.Gauge
+	quotaErrors     prometheus.Counter
+	quotaReasserted prometheus.Counter
+	connected       prometheus.Gauge
+	cfsBug          *prometheus.GaugeVec
+	buildInfo       *prometheus.GaugeVec
+	pinning         prometheus.Gauge
+	unstarted       prometheus.Counter
+	configRejected  prometheus.Gauge
 
 	mu     sync.Mutex
 	pinner *pinning.Pinner
 	quota  *quota.Duty
 	addr   string       // where /metrics is served ("" = not served)
 	srv    *http.Server // serving addr
+}
+
+// nriEvents are the NRI handlers coreguard times: their latency series
+// exist before their first call.
+var nriEvents = []string{
+	"Configure", "Synchronize",
+	"RunPodSandbox", "UpdatePodSandbox", "PostUpdatePodSandbox", "RemovePodSandbox",
+	"CreateContainer", "PostStartContainer", "UpdateContainer", "StopContainer", "RemoveContainer",
 }
 
 // NewMetrics registers coreguard's metrics on a private registry.
@@ -52,33 +67,34 @@ func NewMetrics() *Metrics {
 		}, []string{"event"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "coreguard_allocation_failures_total",
-			Help: "Exclusive CPU requests that could not be met, by reason (exhausted, odd-request, shared-pool-empty).",
+			Help: "Exclusive CPU requests that could not be met, by reason (exhausted, odd-request, shared-pool-empty, other).",
 		}, []string{"reason"}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "coreguard_shared_fallbacks_total",
 			Help: "Containers that qualified for exclusive CPUs but ran in the shared pool (onExhaustion: shared).",
 		}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "coreguard_admission_rejections_total",
-			Help: "Containers refused by admission, by reason (privileged, hostPID, hostIPC, hostNetwork) and namespace.",
-		}, []string{"reason", "namespace"}),
-		audited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "coreguard_admission_audit_total",
-			Help: "Containers admission would refuse in enforce mode, seen in audit mode, by reason and namespace.",
-		}, []string{"reason", "namespace"}),
+		admission: newAdmissionCounters(),
 	}
 	m.quotaErrors = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "coreguard_pod_quota_errors_total",
 		Help: "Pod cgroups whose CFS quota coreguard could not clear.",
+	})
+	m.quotaReasserted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "coreguard_pod_quota_reasserted_total",
+		Help: "Pod CFS quotas kubelet wrote back after coreguard lifted them, which coreguard lifted again (checked every 10 s).",
 	})
 	m.connected = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "coreguard_runtime_connected",
 		Help: "1 while coreguard is registered with the container runtime over NRI, else 0: alert on 0, since containers are created unchecked then (unless the runtime requires coreguard).",
 	})
 	m.cfsBug = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "coreguard_cfs_bug_verdict",
-		Help: "1 for the running kernel's CFS throttling bug verdict (buggy, not-buggy, unknown), with the rule that decided it: cfsQuota: auto lifts CFS quotas when the verdict is buggy.",
-	}, []string{"kernel", "verdict", "rule"})
+		Name: "coreguard_kernel_cfs_bug",
+		Help: "1 while coreguard takes the running kernel to have the CFS throttling bug (cfsQuota: auto then lifts every quota), else 0; verdict is buggy, not-buggy or unknown (kernel.unknown decides), rule the table row that decided (none when none did).",
+	}, []string{"verdict", "rule"})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "coreguard_build_info",
+		Help: "Always 1: the coreguard binary's version, the Go version that built it, and its platform.",
+	}, []string{"version", "goversion", "goos", "goarch"})
 	m.pinning = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "coreguard_pinning_enabled",
 		Help: "1 while coreguard pins containers to exclusive cores; 0 while kubelet's CPU manager runs the static policy on this node and owns cpusets (coreguard's log says why).",
@@ -91,10 +107,24 @@ func NewMetrics() *Metrics {
 		Name: "coreguard_config_rejected",
 		Help: "1 while coreguard runs on its last good configuration because the one it was given was refused (its log says why), else 0: alert on 1.",
 	})
-	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.rejected, m.audited, m.quotaErrors, m.connected, m.cfsBug, m.pinning, m.unstarted, m.configRejected,
-		poolCollector{m}, throttleCollector{m},
+	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.admission.rejected, m.admission.audited,
+		m.quotaErrors, m.quotaReasserted, m.connected, m.cfsBug, m.buildInfo, m.pinning, m.unstarted, m.configRejected,
+		poolCollector{m}, quotaCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.initLabelled()
 	return m
+}
+
+// initLabelled creates, at 0, every series whose label values are known
+// now, so the first event is a rise Prometheus sees (rate and increase
+// miss a series born at 1).
+func (m *Metrics) initLabelled() {
+	for _, e := range nriEvents {
+		m.latency.WithLabelValues(e)
+	}
+	for _, r := range pinning.FailureReasons {
+		m.failures.WithLabelValues(r)
+	}
 }
 
 // listen serves /metrics on addr, the metricsAddress in force: a new
@@ -128,10 +158,23 @@ func (m *Metrics) listen(addr string) (started, stopped string, err error) {
 	return started, stopped, nil
 }
 
-// setVerdict records the CFS-bug verdict in force.
-func (m *Metrics) setVerdict(release, verdict, rule string) {
+// setVerdict records the CFS-bug verdict in force: buggy is what
+// cfsQuota: auto acts on.
+func (m *Metrics) setVerdict(buggy bool, verdict, rule string) {
+	if rule == "" {
+		rule = "none"
+	}
 	m.cfsBug.Reset()
-	m.cfsBug.WithLabelValues(release, verdict, rule).Set(1)
+	setFlag(m.cfsBug.WithLabelValues(verdict, rule), buggy)
+}
+
+// setVersion records the binary's version ("" reads as unknown).
+func (m *Metrics) setVersion(version string) {
+	if version == "" {
+		version = "unknown"
+	}
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, runtime.Version(), runtime.GOOS, runtime.GOARCH).Set(1)
 }
 
 // setConfigRejected records whether the configuration given was refused
@@ -165,125 +208,19 @@ func (m *Metrics) watch(p *pinning.Pinner, q *quota.Duty) {
 	m.mu.Unlock()
 }
 
-func (m *Metrics) quotaStats() quota.Stats {
-	return quotaStats{m}
-}
-
-type quotaStats struct{ m *Metrics }
-
-func (s quotaStats) PodQuotaError() { s.m.quotaErrors.Inc() }
-
-// throttleCollector exports each container's CFS counters under cAdvisor's
-// names, so dashboards built for cAdvisor read them; read at scrape time.
-type throttleCollector struct{ m *Metrics }
-
-var (
-	throttleLabels  = []string{"namespace", "pod", "container"}
-	periodsDesc     = prometheus.NewDesc("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", throttleLabels, nil)
-	throttledDesc   = prometheus.NewDesc("container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", throttleLabels, nil)
-	throttledSecond = prometheus.NewDesc("container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", throttleLabels, nil)
-)
-
-func (c throttleCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- periodsDesc
-	ch <- throttledDesc
-	ch <- throttledSecond
-}
-
-func (c throttleCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	q := c.m.quota
-	c.m.mu.Unlock()
-	if q == nil {
-		return
-	}
-	for _, t := range q.Throttling() {
-		ch <- prometheus.MustNewConstMetric(periodsDesc, prometheus.CounterValue, float64(t.Periods), t.Namespace, t.Pod, t.Container)
-		ch <- prometheus.MustNewConstMetric(throttledDesc, prometheus.CounterValue, float64(t.Throttled), t.Namespace, t.Pod, t.Container)
-		ch <- prometheus.MustNewConstMetric(throttledSecond, prometheus.CounterValue, t.ThrottledTime.Seconds(), t.Namespace, t.Pod, t.Container)
-	}
+// duties returns the duty states the collectors read (nil before the
+// first configuration).
+func (m *Metrics) duties() (*pinning.Pinner, *quota.Duty) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pinner, m.quota
 }
 
 func (m *Metrics) pinningStats() pinning.Stats {
 	return pinStats{m}
 }
 
-func (m *Metrics) admissionStats() admission.Stats {
-	return admStats{m}
-}
-
-type admStats struct{ m *Metrics }
-
-func (s admStats) Rejected(k admission.Kind, ns string) {
-	s.m.rejected.WithLabelValues(string(k), ns).Inc()
-}
-func (s admStats) Audited(k admission.Kind, ns string) {
-	s.m.audited.WithLabelValues(string(k), ns).Inc()
-}
-
 type pinStats struct{ m *Metrics }
 
 func (s pinStats) AllocationFailed(reason string) { s.m.failures.WithLabelValues(reason).Inc() }
 func (s pinStats) SharedFallback()                { s.m.fallbacks.Inc() }
-
-// poolCollector reads the pinning state at scrape time.
-type poolCollector struct{ m *Metrics }
-
-var (
-	coresDesc = prometheus.NewDesc("coreguard_cores",
-		"Physical cores by state: total (online), exclusive (held by pinned containers), shared (all threads in the shared pool), withheld (a thread withheld from everyone).",
-		[]string{"state"}, nil)
-	cpusDesc = prometheus.NewDesc("coreguard_cpus",
-		"Logical CPUs by pool: exclusive, shared, withheld, reserved (reserved CPUs are part of the shared pool).",
-		[]string{"pool"}, nil)
-	exclusiveDesc = prometheus.NewDesc("coreguard_exclusive_containers",
-		"Containers holding exclusive CPUs.", nil, nil)
-	sharedDesc = prometheus.NewDesc("coreguard_shared_containers",
-		"Containers running in the shared pool.", nil, nil)
-	pendingDesc = prometheus.NewDesc("coreguard_unstarted_containers",
-		"Containers coreguard answered that have not started yet: what they hold is given back after startTimeout.", nil, nil)
-)
-
-func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- coresDesc
-	ch <- cpusDesc
-	ch <- exclusiveDesc
-	ch <- sharedDesc
-	ch <- pendingDesc
-}
-
-func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.Lock()
-	p := c.m.pinner
-	c.m.mu.Unlock()
-	if p == nil {
-		return
-	}
-	s := p.Snapshot()
-	topo := p.Topology()
-	var exclusive, shared, withheld int
-	for _, core := range topo.Cores {
-		switch {
-		case core.CPUs.Intersects(s.Withheld):
-			withheld++
-		case core.CPUs.IsSubsetOf(s.Exclusive):
-			exclusive++
-		case core.CPUs.IsSubsetOf(s.Shared):
-			shared++
-		}
-	}
-	gauge := func(d *prometheus.Desc, v int, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
-	}
-	gauge(coresDesc, len(topo.Cores), "total")
-	gauge(coresDesc, exclusive, "exclusive")
-	gauge(coresDesc, shared, "shared")
-	gauge(coresDesc, withheld, "withheld")
-	gauge(cpusDesc, s.Exclusive.Size(), "exclusive")
-	gauge(cpusDesc, s.Shared.Size(), "shared")
-	gauge(cpusDesc, s.Withheld.Size(), "withheld")
-	gauge(cpusDesc, s.Reserved.Size(), "reserved")
-	gauge(exclusiveDesc, len(s.Allocations))
-	gauge(sharedDesc, s.SharedContainers)
-	gauge(pendingDesc, s.Unstarted)
-}

@@ -74,6 +74,9 @@ type Options struct {
 	// Metrics collects coreguard's metrics. Default: a new set, served when
 	// the configuration in force has a metricsAddress.
 	Metrics *Metrics
+	// Version is the binary's version, for coreguard_build_info. Default:
+	// unknown.
+	Version string
 	// HostNamespaces recognises the host's namespaces by path (CRI-O names
 	// them instead of leaving them out). Default: read from /proc.
 	HostNamespaces admission.HostNamespaces
@@ -157,6 +160,7 @@ func New(opts Options) (*Plugin, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
 	}
+	opts.Metrics.setVersion(opts.Version)
 	if opts.HostNamespaces == nil {
 		opts.HostNamespaces = admission.NewProcHostNamespaces("/proc")
 	}
@@ -233,7 +237,7 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	for _, w := range cfg.Admission.Warnings() {
 		p.log.Warn(w)
 	}
-	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admissionStats())
+	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admission)
 	adm.SetHookBinary(p.hookBinary)
 	q := quota.New(quota.Mode(cfg.CFSQuota), verdict.Buggy, cg, p.log, p.metrics.quotaStats())
 	kube := p.readKubelet(cfg.KubeletRootDir)
@@ -246,6 +250,7 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	p.policy.FailRequest, p.policy.KeepConnected = cfg.Admission.FailClosed, cfg.Admission.FailClosed
 	p.mu.Unlock()
 	p.metrics.watch(pin, q)
+	p.metrics.admission.setMode(cfg.Admission.Mode)
 	p.reportKubelet(before, kube)
 	return nil
 }

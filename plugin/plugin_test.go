@@ -223,9 +223,10 @@ func TestPinningAndSharedPool(t *testing.T) {
 	}{
 		{"coreguard_exclusive_containers", "", 1},
 		{"coreguard_runtime_connected", "", 1},
-		{"coreguard_cores", "total", 40},
 		{"coreguard_cores", "exclusive", 3},
-		{"coreguard_cpus", "shared", 74},
+		{"coreguard_cores", "reserved", 1},
+		{"coreguard_cores", "shared", 36},
+		{"coreguard_cpus", "shared", 72},
 		{"coreguard_cpus", "reserved", 2},
 	} {
 		if got := metricValue(t, h.metrics, m.name, m.label); got != m.want {

@@ -11,6 +11,7 @@ import (
 // every pod runs without one (cfsQuota: clear, or auto on a buggy kernel).
 func (p *Plugin) RunPodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	defer p.metrics.observe("RunPodSandbox", time.Now())
+	p.metrics.admission.podStarted(pod)
 	p.duties().quota.PodStarted(pod)
 	return nil
 }
@@ -35,6 +36,7 @@ func (p *Plugin) PostUpdatePodSandbox(_ context.Context, pod *api.PodSandbox) er
 // RemovePodSandbox forgets a removed pod.
 func (p *Plugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	defer p.metrics.observe("RemovePodSandbox", time.Now())
+	p.metrics.admission.podRemoved(pod)
 	p.duties().quota.ForgetPod(pod)
 	return nil
 }

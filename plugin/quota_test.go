@@ -41,10 +41,6 @@ func (f *fakeCgroups) PodQuota(parent string) (int64, int64, error) {
 	return q, 100000, nil
 }
 
-func (f *fakeCgroups) ReadCPUStat(string) (cgroups.Stat, error) {
-	return cgroups.Stat{Periods: 10, Throttled: 3}, nil
-}
-
 // kubeletWrites sets a pod's quota, as kubelet does when it makes or
 // resyncs the pod cgroup.
 func (f *fakeCgroups) kubeletWrites(parent string, q int64) {
@@ -115,7 +111,10 @@ func TestQuotaModes(t *testing.T) {
 	}
 }
 
-func TestQuotaSurvivesRestartAndThrottlingIsExported(t *testing.T) {
+// TestQuotaSurvivesRestartAndIsReported: a lifted quota stays lifted
+// across a restart, and the metrics say which container and pod run
+// without it and why, with no throttling counters of cAdvisor's.
+func TestQuotaSurvivesRestartAndIsReported(t *testing.T) {
 	cg := &fakeCgroups{quotas: map[string]int64{}}
 	h := newHarnessWith(t, sysfsgen.IntelHT2S, "cfsQuota: clear", plugin.Options{Cgroups: cg})
 	pod := h.rt.RunPod(nritest.PodSpec{Name: "b", Namespace: "shop", QoS: "burstable"})
@@ -125,9 +124,17 @@ func TestQuotaSurvivesRestartAndThrottlingIsExported(t *testing.T) {
 	if q := cg.quota(pod.Linux.CgroupParent); q != -1 {
 		t.Errorf("pod quota after restart %d", q)
 	}
-	want := `container_cpu_cfs_throttled_periods_total{container="app",namespace="shop",pod="b"} 3`
-	if got := scrape(t, h.metrics); !strings.Contains(got, want) {
-		t.Errorf("metrics lack %s:\n%s", want, got)
+	got := scrape(t, h.metrics)
+	for _, want := range []string{
+		`coreguard_quota_lifted{container="app",namespace="shop",pod="b",reason="cfs-quota-clear"} 1`,
+		`coreguard_pod_quota_lifted{namespace="shop",pod="b",reason="cfs-quota-clear"} 1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("metrics lack %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "\ncontainer_") {
+		t.Errorf("metrics repeat cAdvisor's container_* series:\n%s", got)
 	}
 }
 

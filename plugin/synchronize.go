@@ -13,6 +13,7 @@ import (
 // be off are lifted again.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	defer p.metrics.observe("Synchronize", time.Now())
+	p.metrics.admission.syncPods(pods)
 	d := p.duties()
 	updates, err := d.pinning.Sync(pods, ctrs)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,11 +20,16 @@ import (
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 )
 
-// buildBinary builds coreguard as `make build` does (static, trimmed).
+// testVersion is the version buildBinary stamps, as `make build` stamps
+// git's.
+const testVersion = "v0.0.0-test"
+
+// buildBinary builds coreguard as `make build` does (static, trimmed,
+// version stamped).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "coreguard")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+testVersion, "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -38,7 +44,7 @@ func buildBinary(t *testing.T) string {
 // tree: pinned containers get whole cores of it), its log file, its metrics
 // address, its kernel rule (the running kernel declared buggy: cfsQuota auto
 // lifts a Burstable container's quota, and /metrics shows the verdict with
-// the rule), admission (a host-network pod in default is refused) and
+// the rule, and the version the binary was built with), admission (a host-network pod in default is refused) and
 // failClosed (a creation coreguard cannot answer in time fails, and
 // coreguard stays connected).
 func TestPreinstalledBareBinary(t *testing.T) {
@@ -99,7 +105,8 @@ admission:
 
 	metrics := scrape(t, logText())
 	for _, want := range []string{
-		fmt.Sprintf(`coreguard_cfs_bug_verdict{kernel=%q,rule="this-node",verdict="buggy"} 1`, release),
+		`coreguard_kernel_cfs_bug{rule="this-node",verdict="buggy"} 1`,
+		fmt.Sprintf(`coreguard_build_info{goarch=%q,goos=%q,goversion=%q,version=%q} 1`, runtime.GOARCH, runtime.GOOS, runtime.Version(), testVersion),
 		`coreguard_pinning_enabled 1`,
 		`coreguard_admission_rejections_total{namespace="default",reason="hostNetwork"} 1`,
 	} {

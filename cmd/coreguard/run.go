@@ -49,7 +49,7 @@ func runCommand() command {
 					return usageError{err.Error()}
 				}
 				p, err := plugin.New(plugin.Options{Name: *name, Index: *index, Socket: *socket,
-					ConfigFile: *cfgPath, StateDir: *stateDir, Overrides: o, Log: logrus.New()})
+					ConfigFile: *cfgPath, StateDir: *stateDir, Overrides: o, Log: logrus.New(), Version: buildVersion()})
 				if err != nil {
 					return err
 				}

@@ -414,6 +414,23 @@ func (r *Runtime) Remove(id string) {
 	r.mu.Unlock()
 }
 
+// RemovePod stops and removes a pod, telling the plugins, as kubelet does
+// once its containers are removed.
+func (r *Runtime) RemovePod(pod *api.PodSandbox) {
+	r.tb.Helper()
+	defer r.blockSync()()
+	ctx := context.Background()
+	if err := r.nri.StopPodSandbox(ctx, &api.StopPodSandboxRequest{Pod: pod}); err != nil {
+		r.tb.Fatalf("StopPodSandbox %s: %v", pod.Id, err)
+	}
+	if err := r.nri.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: pod}); err != nil {
+		r.tb.Fatalf("RemovePodSandbox %s: %v", pod.Id, err)
+	}
+	r.mu.Lock()
+	delete(r.pods, pod.Id)
+	r.mu.Unlock()
+}
+
 // Container returns a copy of a container as the runtime holds it now.
 func (r *Runtime) Container(id string) *api.Container {
 	_, c := r.lookup(id)

@@ -37,6 +37,17 @@ type Pinner struct {
 	paused bool
 }
 
+// Why an exclusive CPU request failed, as Stats.AllocationFailed names it.
+const (
+	FailExhausted       = "exhausted"         // too few whole cores free
+	FailOddRequest      = "odd-request"       // oddCPUs: reject refused an odd request
+	FailSharedPoolEmpty = "shared-pool-empty" // it would leave shared containers no CPU
+	FailOther           = "other"             // anything else the allocator refused
+)
+
+// FailureReasons lists every reason, for metrics and docs.
+var FailureReasons = []string{FailExhausted, FailOddRequest, FailSharedPoolEmpty, FailOther}
+
 // Stats counts what the pinner did, for metrics.
 type Stats interface {
 	AllocationFailed(reason string)
@@ -190,7 +201,7 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 	}
 	shared := p.alloc.Shared()
 	if shared.IsEmpty() {
-		p.stats.AllocationFailed("shared-pool-empty")
+		p.stats.AllocationFailed(FailSharedPoolEmpty)
 		return nil, fmt.Errorf("%s: no CPU is left for containers without exclusive CPUs: every online CPU (%s) is held exclusively (%s); "+
 			"set reservedSystemCPUs to keep CPUs for them", name(pod, ctr), p.topo.Online, d.Reason)
 	}
@@ -517,11 +528,11 @@ func reason(err error) string {
 	var odd *alloc.OddRequestError
 	switch {
 	case errors.As(err, &ex) && ex.Reason != "":
-		return "shared-pool-empty"
+		return FailSharedPoolEmpty
 	case errors.As(err, &ex):
-		return "exhausted"
+		return FailExhausted
 	case errors.As(err, &odd):
-		return "odd-request"
+		return FailOddRequest
 	}
-	return "other"
+	return FailOther
 }

@@ -3,7 +3,7 @@
 // (cfsQuota: auto), everywhere (clear), and always for containers pinned to
 // exclusive cores — at container level through NRI and at pod level by
 // writing the pod's cgroup, which kubelet sets and NRI cannot touch. It
-// also shows throttling (throttle.go).
+// also says which quotas it lifted or kept, and why (report.go).
 package quota
 
 import (
@@ -34,12 +34,14 @@ const (
 type Cgroups interface {
 	ClearPodQuota(podCgroupParent string) error
 	PodQuota(podCgroupParent string) (quota, period int64, err error)
-	ReadCPUStat(cgroupPath string) (cgroups.Stat, error)
 }
 
-// Stats counts pod-level writes that failed, for metrics.
+// Stats counts pod-level writes, for metrics.
 type Stats interface {
 	PodQuotaError()
+	// PodQuotaReasserted: kubelet wrote back a pod quota the duty had
+	// lifted, and the duty lifted it again.
+	PodQuotaReasserted()
 }
 
 // Duty holds which pods and containers run without quota.
@@ -57,12 +59,13 @@ type Duty struct {
 
 type podState struct {
 	namespace, name, parent string
-	clear                   bool // the pod's cgroup runs without quota
+	clear                   bool   // the pod's cgroup runs without quota
+	reason                  string // why it does (a Lifted reason), once clear
 }
 
 type containerState struct {
-	pod, name, cgroupsPath string
-	clear                  bool
+	pod, name string
+	decision
 }
 
 // New makes the duty. cg may be nil when there is no cgroup tree to write
@@ -82,9 +85,9 @@ func (d *Duty) clearsAll() bool {
 func (d *Duty) Create(pod *api.PodSandbox, ctr *api.Container, pinned bool, adj *api.ContainerAdjustment) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	clear := d.clearsAll() || pinned
-	d.track(pod, ctr, clear)
-	if !clear {
+	dec := d.decide(pinned)
+	d.track(pod, ctr, dec)
+	if !dec.clear {
 		return
 	}
 	adj.SetLinuxCPUQuota(cgroups.Unlimited)
@@ -100,7 +103,7 @@ func (d *Duty) PodStarted(pod *api.PodSandbox) {
 		return
 	}
 	d.pods[pod.GetId()] = &podState{namespace: pod.GetNamespace(), name: pod.GetName(),
-		parent: pod.GetLinux().GetCgroupParent(), clear: true}
+		parent: pod.GetLinux().GetCgroupParent(), clear: true, reason: d.decide(false).reason}
 	d.clearPod(pod.GetId())
 }
 
@@ -159,9 +162,9 @@ func (d *Duty) Sync(pods []*api.PodSandbox, ctrs []*api.Container, pinned func(i
 		if pod == nil || c.GetState() == api.ContainerState_CONTAINER_STOPPED {
 			continue
 		}
-		clear := d.clearsAll() || pinned(c.GetId())
-		d.track(pod, c, clear)
-		if !clear {
+		dec := d.decide(pinned(c.GetId()))
+		d.track(pod, c, dec)
+		if !dec.clear {
 			continue
 		}
 		if q := c.GetLinux().GetResources().GetCpu().GetQuota(); q != nil && q.GetValue() > 0 {
@@ -194,6 +197,9 @@ func (d *Duty) Reassert() int {
 			d.log.WithFields(logrus.Fields{"pod": p.namespace + "/" + p.name, "quota": q}).
 				Info("pod CFS quota came back: clearing it again")
 			d.clearPod(id)
+			if d.stats != nil {
+				d.stats.PodQuotaReasserted()
+			}
 			n++
 		}
 	}
@@ -201,16 +207,17 @@ func (d *Duty) Reassert() int {
 }
 
 // track records a container and its pod; the pod runs without quota as
-// soon as one of its containers does.
-func (d *Duty) track(pod *api.PodSandbox, ctr *api.Container, clear bool) {
+// soon as one of its containers does, for that container's reason.
+func (d *Duty) track(pod *api.PodSandbox, ctr *api.Container, dec decision) {
 	p, ok := d.pods[pod.GetId()]
 	if !ok {
 		p = &podState{namespace: pod.GetNamespace(), name: pod.GetName(), parent: pod.GetLinux().GetCgroupParent()}
 		d.pods[pod.GetId()] = p
 	}
-	p.clear = p.clear || clear
-	d.ctrs[ctr.GetId()] = &containerState{pod: pod.GetId(), name: ctr.GetName(),
-		cgroupsPath: ctr.GetLinux().GetCgroupsPath(), clear: clear}
+	if dec.clear && !p.clear {
+		p.clear, p.reason = true, dec.reason
+	}
+	d.ctrs[ctr.GetId()] = &containerState{pod: pod.GetId(), name: ctr.GetName(), decision: dec}
 }
 
 // clearPod writes the pod's cgroup when it should run without quota. A

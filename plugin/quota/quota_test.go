@@ -3,6 +3,7 @@ package quota
 import (
 	"io"
 	"io/fs"
+	"slices"
 	"testing"
 
 	"github.com/containerd/nri/pkg/api"
@@ -28,8 +29,6 @@ func (m memCgroups) PodQuota(p string) (int64, int64, error) {
 	}
 	return q, 100000, nil
 }
-
-func (m memCgroups) ReadCPUStat(string) (cgroups.Stat, error) { return cgroups.Stat{}, nil }
 
 func quiet() logrus.FieldLogger {
 	l := logrus.New()
@@ -88,5 +87,69 @@ func TestSyncLiftsQuotaOfRunningContainers(t *testing.T) {
 	}
 	if u := d.Update(pod, ctr); len(u) != 1 || u[0].GetLinux().GetResources().GetCpu().GetQuota().GetValue() != -1 {
 		t.Fatalf("Update = %v", u)
+	}
+}
+
+// TestReportSaysWhy: every container is reported lifted or kept with the
+// setting or fact that decided; a node-wide reason wins over pinned; a pod
+// is reported lifted as soon as one of its containers is; stopped
+// containers and removed pods leave the report.
+func TestReportSaysWhy(t *testing.T) {
+	tests := []struct {
+		mode   Mode
+		buggy  bool
+		pinned bool
+		lifted bool
+		reason string
+	}{
+		{Clear, false, false, true, LiftedClear},
+		{Clear, false, true, true, LiftedClear},
+		{Auto, true, false, true, LiftedBug},
+		{Auto, true, true, true, LiftedBug},
+		{Auto, false, true, true, LiftedPinned},
+		{Keep, true, true, true, LiftedPinned},
+		{Auto, false, false, false, KeptNoBug},
+		{Keep, true, false, false, KeptKeep},
+	}
+	for _, tt := range tests {
+		cg := memCgroups{"/kubepods/poda": 100000}
+		d := New(tt.mode, tt.buggy, cg, quiet(), nil)
+		pod, ctr := podAndContainer("a", "/kubepods/poda", 100000)
+		d.Create(pod, ctr, tt.pinned, &api.ContainerAdjustment{})
+		want := []Container{{Namespace: "default", Pod: "a", Container: "app", Lifted: tt.lifted, Reason: tt.reason}}
+		if got := d.Containers(); !slices.Equal(got, want) {
+			t.Errorf("%s buggy=%v pinned=%v: Containers() = %+v, want %+v", tt.mode, tt.buggy, tt.pinned, got, want)
+		}
+		var wantPods []Pod
+		if tt.lifted {
+			wantPods = []Pod{{Namespace: "default", Pod: "a", Reason: tt.reason}}
+		}
+		if got := d.LiftedPods(); !slices.Equal(got, wantPods) {
+			t.Errorf("%s buggy=%v pinned=%v: LiftedPods() = %+v, want %+v", tt.mode, tt.buggy, tt.pinned, got, wantPods)
+		}
+		d.Forget(ctr.Id)
+		d.ForgetPod(pod)
+		if c, p := d.Containers(), d.LiftedPods(); len(c) != 0 || len(p) != 0 {
+			t.Errorf("after stop and removal: %+v %+v", c, p)
+		}
+	}
+}
+
+type countStats struct{ errors, reasserted int }
+
+func (c *countStats) PodQuotaError()      { c.errors++ }
+func (c *countStats) PodQuotaReasserted() { c.reasserted++ }
+
+func TestReassertIsCounted(t *testing.T) {
+	cg := memCgroups{"/kubepods/poda": 100000}
+	stats := &countStats{}
+	d := New(Clear, false, cg, quiet(), stats)
+	pod, ctr := podAndContainer("a", "/kubepods/poda", 100000)
+	d.Create(pod, ctr, false, &api.ContainerAdjustment{})
+	cg["/kubepods/poda"] = 100000 // kubelet's pod resync
+	d.Reassert()
+	d.Reassert()
+	if stats.reasserted != 1 || stats.errors != 0 {
+		t.Fatalf("stats %+v, want one re-assertion", stats)
 	}
 }
