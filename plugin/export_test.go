@@ -29,3 +29,6 @@ func (p *Plugin) PretendOldRuntime() { p.unsolicited.Store(false) }
 
 // TakesUnsolicited is takesUnsolicited.
 var TakesUnsolicited = takesUnsolicited
+
+// NRIEvents are the handlers whose latency is exported from the start.
+var NRIEvents = nriEvents
