@@ -73,13 +73,16 @@ kernel:
 
 	body := scrape(t, cg)
 	for _, line := range []string{
-		fmt.Sprintf(`coreguard_cfs_bug_verdict{kernel=%q,rule="this-node",verdict="buggy"} 1`, release),
+		`coreguard_kernel_cfs_bug{rule="this-node",verdict="buggy"} 1`,
 		`coreguard_pinning_enabled 1`,
 		`coreguard_runtime_connected 1`,
 		`coreguard_exclusive_containers 1`,
 		`coreguard_admission_rejections_total{namespace="default",reason="privileged"} 1`,
 	} {
 		wantMetric(t, body, line)
+	}
+	if lines := metricLines(body, "coreguard_build_info{"); len(lines) != 1 || !strings.HasSuffix(lines[0], " 1") {
+		t.Errorf("coreguard_build_info: %q, want one series at 1", lines)
 	}
 
 	// A pre-installed coreguard exits with its connection; the runtime

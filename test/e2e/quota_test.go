@@ -170,8 +170,10 @@ func testQuotaKubeletWritesDoNotStick(t *testing.T, x expect) {
 
 // TestThrottlingStopsWhenQuotaCleared: two busy threads against a 100m
 // limit. Phase 1, cfsQuota: keep: the container is throttled (cpu.stat,
-// `coreguard throttle`, /metrics). coreguard restarted with clear lifts that
-// running container's quota at Synchronize, and its throttling stops.
+// `coreguard throttle`), and /metrics says its quota is kept and why, with
+// no throttling counters of its own (cAdvisor's are kubelet's). coreguard
+// restarted with clear lifts that running container's quota at
+// Synchronize, /metrics says so, and its throttling stops.
 // Phase 2: a fresh pod with the same spec runs without quota from the
 // start and is never throttled, at container or pod level, while using far
 // more CPU than the limit allowed.
@@ -212,9 +214,9 @@ func testThrottlingStopsWhenQuotaCleared(t *testing.T, x expect) {
 		t.Logf("coreguard throttle: %+v", row)
 	}
 	body := scrape(t, cg)
-	if v, ok := metricValue(body, "container_cpu_cfs_throttled_periods_total", map[string]string{"namespace": "default", "pod": "burn-keep", "container": "main"}); !ok || v <= 0 {
-		t.Errorf("metric container_cpu_cfs_throttled_periods_total for default/burn-keep/main = %v (present %v), want > 0; have\n  %s",
-			v, ok, strings.Join(metricLines(body, "container_cpu_cfs_"), "\n  "))
+	wantQuotaMetric(t, body, "coreguard_quota_kept", "burn-keep", "cfs-quota-keep")
+	if lines := metricLines(body, "container_"); len(lines) > 0 {
+		t.Errorf("coreguard serves cAdvisor's series:\n  %s", strings.Join(lines, "\n  "))
 	}
 
 	// coreguard restarted with clear: Synchronize lifts the running
@@ -224,6 +226,7 @@ func testThrottlingStopsWhenQuotaCleared(t *testing.T, x expect) {
 	cg = start("clear")
 	waitQuota(ctx, t, hot, -1, settle)
 	wantPodQuota(t, hot.Pod, -1)
+	wantQuotaMetric(t, scrape(t, cg), "coreguard_quota_lifted", "burn-keep", "cfs-quota-clear")
 	c0, p0 := cpuStat(ctx, t, hot), podStat(t, hot.Pod)
 	time.Sleep(quotaWindow)
 	c1, p1 := cpuStat(ctx, t, hot), podStat(t, hot.Pod)
@@ -267,8 +270,20 @@ func testThrottlingStopsWhenQuotaCleared(t *testing.T, x expect) {
 		t.Errorf("coreguard throttle row for the cleared container: %+v (present %v), want throttledPeriods 0", row, ok)
 	}
 	body = scrape(t, cg)
-	if v, ok := metricValue(body, "container_cpu_cfs_throttled_periods_total", map[string]string{"namespace": "default", "pod": "burn-clear", "container": "main"}); !ok || v != 0 {
-		t.Errorf("metric container_cpu_cfs_throttled_periods_total for default/burn-clear/main = %v (present %v), want 0", v, ok)
+	wantQuotaMetric(t, body, "coreguard_quota_lifted", "burn-clear", "cfs-quota-clear")
+	if v, ok := metricValue(body, "coreguard_pod_quota_lifted", map[string]string{"namespace": "default", "pod": "burn-clear", "reason": "cfs-quota-clear"}); !ok || v != 1 {
+		t.Errorf("coreguard_pod_quota_lifted for default/burn-clear = %v (present %v), want 1", v, ok)
+	}
+}
+
+// wantQuotaMetric asserts coreguard reports the burner container of pod
+// (in default) under name (coreguard_quota_lifted or _kept) with reason.
+func wantQuotaMetric(t *testing.T, body, name, pod, reason string) {
+	t.Helper()
+	want := map[string]string{"namespace": "default", "pod": pod, "container": "main", "reason": reason}
+	if v, ok := metricValue(body, name, want); !ok || v != 1 {
+		t.Errorf("%s%v = %v (present %v), want 1; have\n  %s", name, want, v, ok,
+			strings.Join(metricLines(body, "coreguard_quota_"), "\n  "))
 	}
 }
 

@@ -123,6 +123,9 @@ func TestNodeKubeletStatic(t *testing.T) {
 		t.Errorf("Burstable container cpu.cfs_quota_us = %d, want -1 (cfsQuota: clear)", q)
 	}
 	waitPodQuota(t, c, b, -1, 12*time.Second)
+	if v, k := metric(scrape(t, url), "coreguard_quota_lifted", `namespace="default"`, `pod="limited"`, `reason="cfs-quota-clear"`); v != 1 {
+		t.Errorf("coreguard_quota_lifted for default/limited = %v (%s), want 1", v, k)
+	}
 	// Admission: a privileged pod in default is refused.
 	createPod(t, c, podSpec{name: "priv", privileged: true})
 	if msg := waitCreateContainerError(t, c, "default", "priv"); !strings.Contains(msg, "coreguard") || !strings.Contains(msg, "privileged") {
