@@ -11,12 +11,14 @@ import (
 	"time"
 )
 
-// Stat is a cgroup's CFS bandwidth counters from cpu.stat: what cAdvisor
-// exports as container_cpu_cfs_periods_total,
+// Stat is a cgroup's CFS bandwidth counters from cpu.stat, for `coreguard
+// throttle`: what kubelet's cAdvisor exports as
+// container_cpu_cfs_periods_total,
 // container_cpu_cfs_throttled_periods_total and
-// container_cpu_cfs_throttled_seconds_total. They count only throttling by
-// this cgroup's own quota; a container held back by its pod's quota shows
-// it in the pod cgroup's cpu.stat.
+// container_cpu_cfs_throttled_seconds_total (coreguard's metrics do not
+// repeat them: docs/metrics.md). They count only throttling by this
+// cgroup's own quota; a container held back by its pod's quota shows it in
+// the pod cgroup's cpu.stat.
 type Stat struct {
 	Periods       uint64        // nr_periods: enforcement periods with runnable tasks
 	Throttled     uint64        // nr_throttled: periods in which the quota ran out

@@ -297,3 +297,25 @@ func quietLog() *logrus.Logger {
 	log.SetOutput(io.Discard)
 	return log
 }
+
+// TestKernelVerdictMetric: the verdict's value is what cfsQuota: auto acts
+// on; a kernel no rule decides reads unknown, rule none, and counts as
+// kernel.unknown says.
+func TestKernelVerdictMetric(t *testing.T) {
+	for _, tt := range []struct {
+		release, unknown, want string
+	}{
+		{release(true), "not-buggy", `coreguard_kernel_cfs_bug{rule="upstream-4.18-5.2",verdict="buggy"} 1`},
+		{"not-a-release", "not-buggy", `coreguard_kernel_cfs_bug{rule="none",verdict="unknown"} 0`},
+		{"not-a-release", "buggy", `coreguard_kernel_cfs_bug{rule="none",verdict="unknown"} 1`},
+	} {
+		m := plugin.NewMetrics()
+		cfg := mustConfig(t, "kubeletRootDir: "+t.TempDir()+"\nkernel:\n  unknown: "+tt.unknown)
+		if _, err := plugin.New(plugin.Options{Topology: mustTopology(t), Log: quietLog(), Metrics: m, KernelRelease: tt.release, Config: cfg}); err != nil {
+			t.Fatal(err)
+		}
+		if got := family(samples(t, m), "coreguard_kernel_cfs_bug"); len(got) != 1 || !strings.Contains(scrape(t, m), "\n"+tt.want+"\n") {
+			t.Errorf("kernel %s, unknown %s: %v, want %s", tt.release, tt.unknown, got, tt.want)
+		}
+	}
+}

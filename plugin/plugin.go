@@ -65,8 +65,8 @@ type Options struct {
 	// Topology, when set, is the machine: the configuration's sysfsRoot is
 	// then not read.
 	Topology *topology.Topology
-	// Cgroups, when set, is the cgroup tree pod quotas are written to and
-	// throttling read from, instead of the configuration's cgroupRoot.
+	// Cgroups, when set, is the cgroup tree pod quotas are written to,
+	// instead of the configuration's cgroupRoot.
 	Cgroups quota.Cgroups
 	// KernelRelease is the kernel the CFS-bug verdict is made for. Default:
 	// the running kernel's.
@@ -229,7 +229,7 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	cg := p.opts.Cgroups
 	if cg == nil {
 		if h, err := cgroups.Open(cfg.CgroupRoot); err != nil {
-			p.log.WithError(err).Warn("no cgroup tree: pod-level CFS quota clearing and throttling stats are off")
+			p.log.WithError(err).Warn("no cgroup tree: pod-level CFS quota clearing is off")
 		} else {
 			cg = h
 		}

@@ -69,7 +69,7 @@ type containerState struct {
 }
 
 // New makes the duty. cg may be nil when there is no cgroup tree to write
-// (pod-level clearing and throttling stats are then off).
+// (pod-level clearing is then off).
 func New(mode Mode, kernelBuggy bool, cg Cgroups, log logrus.FieldLogger, stats Stats) *Duty {
 	return &Duty{mode: mode, buggy: kernelBuggy, cg: cg, log: log, stats: stats,
 		pods: map[string]*podState{}, ctrs: map[string]*containerState{}}
