@@ -241,7 +241,7 @@ func TestQuotaLiftedAndKept(t *testing.T) {
 		fmt.Sprintf(`coreguard_quota_kept{container="nginx",namespace="shop",pod="web",reason=%q}`, quota.KeptNoBug):        1,
 		fmt.Sprintf(`coreguard_quota_lifted{container="postgres",namespace="shop",pod="db",reason=%q}`, quota.LiftedPinned): 1,
 		fmt.Sprintf(`coreguard_pod_quota_lifted{namespace="shop",pod="db",reason=%q}`, quota.LiftedPinned):                  1,
-		`coreguard_kernel_cfs_bug{rule="mainline-5.4",verdict="not-buggy"}`:                                           0,
+		`coreguard_kernel_cfs_bug{rule="mainline-5.4",verdict="not-buggy"}`:                                                 0,
 	} {
 		if got, ok := all[key]; !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
