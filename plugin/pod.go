@@ -8,7 +8,8 @@ import (
 )
 
 // RunPodSandbox lifts a new pod's CFS quota before its containers come when
-// every pod runs without one (cfsQuota: clear, or auto on a buggy kernel).
+// every pod runs without one (cfsQuota: clear, or auto on a buggy kernel),
+// and gives its namespace admission's series at 0 (metrics_admission.go).
 func (p *Plugin) RunPodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	defer p.metrics.observe("RunPodSandbox", time.Now())
 	p.metrics.admission.podStarted(pod)
@@ -33,7 +34,8 @@ func (p *Plugin) PostUpdatePodSandbox(_ context.Context, pod *api.PodSandbox) er
 	return nil
 }
 
-// RemovePodSandbox forgets a removed pod.
+// RemovePodSandbox forgets a removed pod (and, with its namespace's last
+// pod, that namespace's admission series that never counted).
 func (p *Plugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	defer p.metrics.observe("RemovePodSandbox", time.Now())
 	p.metrics.admission.podRemoved(pod)
