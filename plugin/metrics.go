@@ -208,9 +208,9 @@ func (m *Metrics) watch(p *pinning.Pinner, q *quota.Duty) {
 	m.mu.Unlock()
 }
 
-// duties returns the duty states the collectors read (nil before the
+// watched returns the duty states the collectors read (nil before the
 // first configuration).
-func (m *Metrics) duties() (*pinning.Pinner, *quota.Duty) {
+func (m *Metrics) watched() (*pinning.Pinner, *quota.Duty) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.pinner, m.quota

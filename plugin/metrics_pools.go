@@ -42,7 +42,7 @@ func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
-	p, _ := c.m.duties()
+	p, _ := c.m.watched()
 	if p == nil {
 		return
 	}
@@ -52,7 +52,7 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
 	}
 	cpus := cpuParts(s, topo.Online)
-	cores := coreParts(s, topo)
+	cores := coreParts(cpus, topo.Cores)
 	for _, state := range poolStates {
 		gauge(cpusDesc, cpus[state].Size(), state)
 		gauge(coresDesc, cores[state], state)
@@ -80,10 +80,9 @@ func cpuParts(s pinning.Snapshot, online cpuset.CPUSet) map[string]cpuset.CPUSet
 // coreParts counts the cores by poolStates: a core is in the first state
 // any of its threads is in (a pinned container's core with a withheld
 // thread is withheld; a shared core with an isolated thread is shared).
-func coreParts(s pinning.Snapshot, topo *topology.Topology) map[string]int {
-	cpus := cpuParts(s, topo.Online)
+func coreParts(cpus map[string]cpuset.CPUSet, cores []topology.Core) map[string]int {
 	n := map[string]int{}
-	for _, core := range topo.Cores {
+	for _, core := range cores {
 		n[coreState(core.CPUs, cpus)]++
 	}
 	return n

@@ -32,7 +32,7 @@ func (c quotaCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c quotaCollector) Collect(ch chan<- prometheus.Metric) {
-	_, q := c.m.duties()
+	_, q := c.m.watched()
 	if q == nil {
 		return
 	}
