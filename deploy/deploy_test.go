@@ -8,9 +8,12 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -142,8 +145,9 @@ func TestDaemonSet(t *testing.T) {
 	}) {
 		t.Errorf("tolerations %+v do not tolerate every taint", spec.Tolerations)
 	}
-	if len(spec.NodeSelector) != 0 || spec.Affinity != nil {
-		t.Errorf("node selector %v / affinity %v would leave nodes unguarded", spec.NodeSelector, spec.Affinity)
+	// Every Linux node; a Windows node has no NRI.
+	if !maps.Equal(spec.NodeSelector, map[string]string{"kubernetes.io/os": "linux"}) || spec.Affinity != nil {
+		t.Errorf("node selector %v / affinity %v: want kubernetes.io/os=linux alone, so no Linux node is left unguarded", spec.NodeSelector, spec.Affinity)
 	}
 	// Host namespaces: admission compares pod namespaces with its own.
 	if !spec.HostPID || !spec.HostIPC || !spec.HostNetwork {
@@ -218,16 +222,12 @@ func TestDaemonSetContainer(t *testing.T) {
 	if sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("seccompProfile %+v", sc.SeccompProfile)
 	}
-	if c.LivenessProbe != nil || c.ReadinessProbe != nil || len(c.Ports) != 0 {
-		t.Errorf("probes or ports without an endpoint to answer them (metrics are off by default)")
-	}
-
 	// Flags and the mounts they point into.
 	sub, flags := args(t, c)
 	if sub != "run" {
 		t.Errorf("subcommand %q", sub)
 	}
-	known := []string{"config", "socket", "sysfs-root", "cgroup-root", "log-level", "log-format", "metrics-address", "name", "index", "state-dir"}
+	known := []string{"config", "socket", "sysfs-root", "cgroup-root", "log-level", "log-format", "metrics-address", "health-address", "name", "index", "state-dir"}
 	for k := range flags {
 		if !slices.Contains(known, k) {
 			t.Errorf("unknown flag --%s", k)
@@ -280,6 +280,32 @@ func TestDaemonSetContainer(t *testing.T) {
 	}
 	for name := range wants {
 		t.Errorf("hostPath %s missing", name)
+	}
+	// Probes: coreguard's own /healthz and /readyz, on the address the
+	// flag gives, which is the node's loopback (nothing else listens).
+	host, port, err := net.SplitHostPort(flags["health-address"])
+	if err != nil || host != "127.0.0.1" {
+		t.Errorf("--health-address %q: want 127.0.0.1:PORT", flags["health-address"])
+	}
+	for _, p := range []struct {
+		name, path string
+		probe      *corev1.Probe
+	}{{"readiness", "/readyz", c.ReadinessProbe}, {"liveness", "/healthz", c.LivenessProbe}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("no %s probe", p.name)
+			continue
+		}
+		g := p.probe.HTTPGet
+		if g.Host != host || g.Port.String() != port || g.Path != p.path {
+			t.Errorf("%s probe GET %s:%s%s; want %s:%s%s", p.name, g.Host, g.Port.String(), g.Path, host, port, p.path)
+		}
+	}
+	if len(c.Ports) != 0 {
+		t.Errorf("ports %v: coreguard listens on the node's loopback only", c.Ports)
+	}
+	// NRI off on a node: the pod starts, logs why and stays unready.
+	if hp := hostPaths["nri"]; hp == nil || hp.Type == nil || *hp.Type != corev1.HostPathDirectoryOrCreate {
+		t.Errorf("nri hostPath %+v: want type DirectoryOrCreate", hp)
 	}
 	// kubelet's root dir holds every pod's volumes, secrets among them:
 	// read-only all the way down where the runtime can.
@@ -346,6 +372,13 @@ func TestConfigMap(t *testing.T) {
 	for kind, on := range map[string]bool{"hostPID": spec.HostPID, "hostIPC": spec.HostIPC, "hostNetwork": spec.HostNetwork} {
 		if on && !cfg.Admission.Allows(kind, ds.Namespace) {
 			t.Errorf("admission.%s does not allow %s, where coreguard's own DaemonSet runs", kind, ds.Namespace)
+		}
+	}
+	// Every field is written out, so admins see what they can set.
+	for _, f := range configFields(reflect.TypeFor[config.Config](), "") {
+		key := f[strings.LastIndex(f, ".")+1:]
+		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(key) + `:`).MatchString(text) {
+			t.Errorf("the ConfigMap's config does not write out %s", f)
 		}
 	}
 	// The pre-installed plugin ships the same configuration.
@@ -700,4 +733,23 @@ func sha256hex(b []byte) string {
 		out[2*i], out[2*i+1] = hexdigits[c>>4], hexdigits[c&15]
 	}
 	return string(out)
+}
+
+// configFields lists the configuration's fields by dotted JSON path, down
+// to the first field that is not a struct (rule lists are written as []).
+func configFields(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, configFields(f.Type, prefix+name+".")...)
+			continue
+		}
+		out = append(out, prefix+name)
+	}
+	return out
 }

@@ -29,3 +29,6 @@ func (p *Plugin) PretendOldRuntime() { p.unsolicited.Store(false) }
 
 // TakesUnsolicited is takesUnsolicited.
 var TakesUnsolicited = takesUnsolicited
+
+// HealthAddress is where /healthz and /readyz are served now.
+func (p *Plugin) HealthAddress() string { return p.health.address() }

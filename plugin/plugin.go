@@ -6,7 +6,9 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -86,7 +88,7 @@ type Options struct {
 
 // Overrides are command-line settings; "" leaves the configuration's.
 type Overrides struct {
-	SysfsRoot, CgroupRoot, MetricsAddress, LogLevel, LogFormat string
+	SysfsRoot, CgroupRoot, MetricsAddress, HealthAddress, LogLevel, LogFormat string
 }
 
 // on returns cfg with the overrides applied (cfg itself is not changed).
@@ -96,7 +98,7 @@ func (o Overrides) on(cfg *config.Config) *config.Config {
 		to   *string
 		from string
 	}{
-		{&c.SysfsRoot, o.SysfsRoot}, {&c.CgroupRoot, o.CgroupRoot}, {&c.MetricsAddress, o.MetricsAddress},
+		{&c.SysfsRoot, o.SysfsRoot}, {&c.CgroupRoot, o.CgroupRoot}, {&c.MetricsAddress, o.MetricsAddress}, {&c.HealthAddress, o.HealthAddress},
 		{&c.Log.Level, o.LogLevel}, {&c.Log.Format, o.LogFormat},
 	} {
 		if f.from != "" {
@@ -133,6 +135,11 @@ type Plugin struct {
 	// unsolicited: the runtime takes updates outside its requests safely
 	// (refresh.go); until it says which NRI it runs, it does not.
 	unsolicited atomic.Bool
+	// synced: Synchronize has run on the connection in force (/readyz).
+	synced atomic.Bool
+	// lastDialErr is the last failure to register, logged once (Run's loop).
+	lastDialErr string
+	health      endpoint // /healthz and /readyz (health.go)
 }
 
 // New checks the options against the machine and makes the plugin. A
@@ -208,8 +215,14 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	health, err := p.health.prepare(cfg.HealthAddress)
+	if err != nil {
+		closeLogFile(logFile)
+		return fmt.Errorf("healthAddress: %w", err)
+	}
 	started, stopped, err := p.metrics.listen(cfg.MetricsAddress)
 	if err != nil {
+		health.abort()
 		closeLogFile(logFile)
 		return fmt.Errorf("metricsAddress: %w", err)
 	}
@@ -220,6 +233,13 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	}
 	if started != "" {
 		p.log.WithField("address", started).Info("serving metrics on /metrics")
+	}
+	started, stopped = health.commit(p.healthHandler())
+	if stopped != "" {
+		p.log.WithField("address", stopped).Info("no longer serving /healthz and /readyz there")
+	}
+	if started != "" {
+		p.log.WithField("address", started).Info("serving /healthz and /readyz")
 	}
 	verdict := p.verdict(cfg)
 	cg := p.opts.Cgroups
@@ -301,13 +321,14 @@ func (p *Plugin) Run(ctx context.Context) error {
 				return err
 			}
 			wait := backoff.next()
-			p.log.WithError(err).Warnf("cannot register with the runtime at %s; retrying in %s", p.opts.Socket, wait)
+			p.logDialError(err, wait)
 			if !sleep(ctx, wait) {
 				return nil
 			}
 			continue
 		}
 		backoff.reset()
+		p.lastDialErr = ""
 		p.setStub(st)
 		nriVersion := st.RuntimeNRIVersion()
 		if nriVersion == "" {
@@ -376,6 +397,9 @@ func (p *Plugin) setStub(s stub.Stub) {
 	p.mu.Lock()
 	p.stub = s
 	p.mu.Unlock()
+	if s == nil {
+		p.synced.Store(false) // the next connection synchronizes again
+	}
 	p.metrics.setConnected(s != nil)
 }
 
@@ -406,4 +430,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// logDialError reports a failure to register with the runtime: once,
+// loudly, and again only when it changes (a node with NRI off would
+// otherwise log every few seconds forever).
+func (p *Plugin) logDialError(err error, wait time.Duration) {
+	entry := p.log.WithError(err)
+	if err.Error() == p.lastDialErr {
+		entry.Debugf("cannot register with the runtime at %s; retrying in %s", p.opts.Socket, wait)
+		return
+	}
+	p.lastDialErr = err.Error()
+	if errors.Is(err, fs.ErrNotExist) {
+		entry.Warnf("no NRI socket at %s: is NRI enabled in the runtime's configuration (docs/install.md, step 1)? "+
+			"Retrying until it appears; not ready meanwhile", p.opts.Socket)
+		return
+	}
+	entry.Warnf("cannot register with the runtime at %s; retrying (not ready meanwhile)", p.opts.Socket)
 }

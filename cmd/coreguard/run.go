@@ -40,6 +40,7 @@ func runCommand() command {
 			fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (default: the configuration's log.level, info)")
 			fs.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default: the configuration's log.format, text)")
 			fs.StringVar(&o.MetricsAddress, "metrics-address", "", "serve Prometheus metrics on this host:port (default: the configuration's metricsAddress, off)")
+			fs.StringVar(&o.HealthAddress, "health-address", "", "serve /healthz and /readyz on this host:port (default: the configuration's healthAddress, off)")
 			fs.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup file system root (default: the configuration's cgroupRoot, /sys/fs/cgroup)")
 			return func(args []string, _ io.Writer) error {
 				if len(args) > 0 {
@@ -78,6 +79,9 @@ func checkOverrides(o *plugin.Overrides) error {
 	}
 	if why := config.NotHostPort(o.MetricsAddress); why != "" {
 		return fmt.Errorf("--metrics-address: %q %s", o.MetricsAddress, why)
+	}
+	if why := config.NotHostPort(o.HealthAddress); why != "" {
+		return fmt.Errorf("--health-address: %q %s", o.HealthAddress, why)
 	}
 	for _, p := range []*string{&o.SysfsRoot, &o.CgroupRoot} {
 		if *p != "" {
