@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # required under `make check`).
 export COREGUARD_SYSFS_FIXTURES ?= $(abspath ../shared/fixtures/sysfs)
 
-.PHONY: help build test unit lint fuzz bench e2e e2e-node deps-e2e demo check clean
+.PHONY: help build test unit lint fuzz bench e2e e2e-node deps-e2e deps-tools demo check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench: ## hot-path benchmarks: NRI round trip vs a no-op floor, start-up, memory
 bench-smoke: ## the bench harness in short form (few samples; checks it runs, asserts no timing)
 	$(GO) run ./bench/report -short -out _output/bench-smoke.json
 
+deps-tools: ## build the tools the chart tests run (helm, from the Go module proxy)
+	bash hack/install-tools.sh
+
 deps-e2e: ## install what end-to-end tests need (runc, conmon, skopeo from Debian; containerd and CRI-O from the Go module proxy)
 	bash hack/install-e2e-deps.sh
 	bash hack/install-crio-deps.sh
@@ -68,7 +71,8 @@ e2e-node: image-tar ## coreguard under a real kubelet, checked with client-go (r
 
 # Under check nothing may skip: missing fixtures or a missing runtime fail.
 check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests on containerd, CRI-O and a kubelet
-	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 $(MAKE) test
+	$(MAKE) deps-tools
+	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 COREGUARD_REQUIRE_TOOLS=1 $(MAKE) test
 	$(MAKE) bench-smoke
 	COREGUARD_E2E_REQUIRED=1 $(MAKE) e2e
 	$(MAKE) e2e-node
