@@ -66,6 +66,7 @@ e2e-node: image-tar ## coreguard under a real kubelet, checked with client-go (r
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e-node must run as root: it starts containerd and kubelet. Try: sudo make e2e-node" >&2; exit 1; fi
 	bash hack/install-e2e-deps.sh
 	bash hack/install-node-deps.sh
+	bash hack/install-tools.sh
 	COREGUARD_E2E_REQUIRED=1 COREGUARD_IMAGE_TAR=$(abspath $(IMAGE_TAR)) \
 	  $(GO) test -count=1 -v -timeout 20m ./test/node/...
 
