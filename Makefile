@@ -98,11 +98,29 @@ NRI_CONF_DIR ?= /etc/nri/conf.d
 NRI_INDEX ?= 10
 BINDIR ?= /usr/local/bin
 
-.PHONY: image-tar install uninstall kind-test
+.PHONY: build-linux image-tar release install uninstall kind-test
+# The helm hack/install-tools.sh builds (make deps-tools).
+HELM ?= $${COREGUARD_CACHE:-/var/cache/coreguard}/helm-v4.3.2/bin/helm
 
-image-tar: build ## OCI image tarball of bin/coreguard, no Docker ($(IMAGE_TAR), $(IMAGE):$(TAG))
-	$(GO) run ./deploy/imagetar --binary $(BIN)/coreguard --image $(IMAGE) --tag $(TAG) \
-	  --version $(VERSION) --arch $$($(GO) env GOARCH) -o $(IMAGE_TAR)
+# The image's platforms: the binary is pure Go, so each is a cross-build.
+ARCHES ?= amd64 arm64
+
+build-linux: ## static linux binaries for every ARCHES ($(BIN)/linux-ARCH/coreguard)
+	@for arch in $(ARCHES); do \
+	  echo "building $(BIN)/linux-$$arch/coreguard"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-$$arch/coreguard ./cmd/coreguard || exit 1; \
+	done
+
+image-tar: build-linux ## multi-platform OCI image tarball (ARCHES), no Docker ($(IMAGE_TAR), $(IMAGE):$(TAG))
+	$(GO) run ./deploy/imagetar $(foreach a,$(ARCHES),--binary $(a)=$(BIN)/linux-$(a)/coreguard) \
+	  --image $(IMAGE) --tag $(TAG) --version $(VERSION) -o $(IMAGE_TAR)
+
+release: image-tar deps-tools ## _output/: binaries, the image tarball, the chart package and SHA256SUMS
+	@mkdir -p _output
+	@for arch in $(ARCHES); do cp $(BIN)/linux-$$arch/coreguard _output/coreguard-$(VERSION)-linux-$$arch; done
+	$(HELM) package deploy/helm/coreguard --destination _output
+	cd _output && sha256sum coreguard-$(VERSION)-linux-* $(notdir $(IMAGE_TAR)) coreguard-$(TAG:v%=%).tgz > SHA256SUMS
+	@cat _output/SHA256SUMS
 
 install: build ## pre-install coreguard into the runtime's NRI plugin dir (root; restart the runtime after)
 	install -D -m 0755 $(BIN)/coreguard $(DESTDIR)$(NRI_PLUGIN_DIR)/$(NRI_INDEX)-coreguard

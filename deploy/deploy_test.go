@@ -19,6 +19,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/pelletier/go-toml/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -641,12 +642,16 @@ func TestImageReproducible(t *testing.T) {
 	dir := t.TempDir()
 	var sums [2][32]byte
 	for i := range sums {
-		img, err := Image(bin, "v9.9.9", "amd64")
-		if err != nil {
-			t.Fatal(err)
+		var imgs []v1.Image
+		for _, arch := range []string{"amd64", "arm64"} {
+			img, err := Image(append(bin, arch...), "v9.9.9", arch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs = append(imgs, img)
 		}
 		dst := filepath.Join(dir, "image.tar")
-		if err := WriteOCIArchive(img, "example.test/coreguard:v9", "v9", dst); err != nil {
+		if err := WriteOCIArchive(imgs, "example.test/coreguard:v9", "v9", dst); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(dst)
@@ -655,7 +660,7 @@ func TestImageReproducible(t *testing.T) {
 		}
 		sums[i] = sha256.Sum256(b)
 		if i == 0 {
-			checkArchive(t, b, img)
+			checkArchive(t, b, []string{"amd64", "arm64"})
 		}
 	}
 	if sums[0] != sums[1] {
@@ -664,8 +669,10 @@ func TestImageReproducible(t *testing.T) {
 }
 
 // checkArchive reads the tarball back: OCI layout, the name annotation
-// containerd imports by, the config the Dockerfile gives, the binary.
-func checkArchive(t *testing.T, archive []byte, img interface{ RawConfigFile() ([]byte, error) }) {
+// containerd imports by on an image index listing one image per
+// architecture, each manifest's config naming the platform the index
+// gives it, the config the Dockerfile gives, every blob present.
+func checkArchive(t *testing.T, archive []byte, arches []string) {
 	t.Helper()
 	files := map[string][]byte{}
 	tr := tar.NewReader(bytes.NewReader(archive))
@@ -686,42 +693,72 @@ func checkArchive(t *testing.T, archive []byte, img interface{ RawConfigFile() (
 	if string(files["oci-layout"]) != `{"imageLayoutVersion":"1.0.0"}` {
 		t.Errorf("oci-layout %q", files["oci-layout"])
 	}
-	var index struct {
-		Manifests []struct {
-			MediaType   string            `json:"mediaType"`
-			Digest      string            `json:"digest"`
-			Annotations map[string]string `json:"annotations"`
-		} `json:"manifests"`
+	type descriptor struct {
+		MediaType   string            `json:"mediaType"`
+		Digest      string            `json:"digest"`
+		Annotations map[string]string `json:"annotations"`
+		Platform    *struct {
+			OS           string `json:"os"`
+			Architecture string `json:"architecture"`
+		} `json:"platform"`
 	}
-	if err := json.Unmarshal(files["index.json"], &index); err != nil || len(index.Manifests) != 1 {
+	blob := func(d string) []byte {
+		b, ok := files["blobs/sha256/"+strings.TrimPrefix(d, "sha256:")]
+		if !ok || "sha256:"+sha256hex(b) != d {
+			t.Fatalf("blob %s missing or not what its digest says", d)
+		}
+		return b
+	}
+	var layout struct{ Manifests []descriptor }
+	if err := json.Unmarshal(files["index.json"], &layout); err != nil || len(layout.Manifests) != 1 {
 		t.Fatalf("index.json %s: %v", files["index.json"], err)
 	}
-	m := index.Manifests[0]
-	if m.Annotations["io.containerd.image.name"] != "example.test/coreguard:v9" || m.Annotations["org.opencontainers.image.ref.name"] != "v9" ||
-		m.MediaType != "application/vnd.oci.image.manifest.v1+json" {
-		t.Errorf("index entry %+v", m)
+	top := layout.Manifests[0]
+	if top.Annotations["io.containerd.image.name"] != "example.test/coreguard:v9" || top.Annotations["org.opencontainers.image.ref.name"] != "v9" ||
+		top.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Errorf("index.json entry %+v: want the image index, named", top)
 	}
-	if _, ok := files["blobs/sha256/"+strings.TrimPrefix(m.Digest, "sha256:")]; !ok {
-		t.Errorf("manifest blob %s missing", m.Digest)
+	var index struct {
+		MediaType string `json:"mediaType"`
+		Manifests []descriptor
 	}
-	raw, _ := img.RawConfigFile()
-	var cfg struct {
-		Architecture, OS string
-		Config           struct {
-			Entrypoint, Cmd, Env []string
-			User, WorkingDir     string
-			Labels               map[string]string
-		} `json:"config"`
+	if err := json.Unmarshal(blob(top.Digest), &index); err != nil || index.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Fatalf("image index: %v (%s)", err, index.MediaType)
 	}
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
+	var got []string
+	for _, m := range index.Manifests {
+		if m.MediaType != "application/vnd.oci.image.manifest.v1+json" || m.Platform == nil || m.Platform.OS != "linux" {
+			t.Fatalf("index entry %+v", m)
+		}
+		got = append(got, m.Platform.Architecture)
+		var one struct {
+			Config descriptor   `json:"config"`
+			Layers []descriptor `json:"layers"`
+		}
+		if err := json.Unmarshal(blob(m.Digest), &one); err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Architecture, OS string
+			Config           struct {
+				Entrypoint, Cmd, Env []string
+				User, WorkingDir     string
+				Labels               map[string]string
+			} `json:"config"`
+		}
+		if err := json.Unmarshal(blob(one.Config.Digest), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cfg.Config.Entrypoint, Entrypoint) || !slices.Equal(cfg.Config.Cmd, Cmd) || cfg.Config.User != User ||
+			cfg.OS != m.Platform.OS || cfg.Architecture != m.Platform.Architecture || cfg.Config.Labels["org.opencontainers.image.version"] != "v9.9.9" {
+			t.Errorf("%s image config %+v", m.Platform.Architecture, cfg)
+		}
+		for _, l := range one.Layers {
+			blob(l.Digest)
+		}
 	}
-	if !slices.Equal(cfg.Config.Entrypoint, Entrypoint) || !slices.Equal(cfg.Config.Cmd, Cmd) || cfg.Config.User != User ||
-		cfg.OS != "linux" || cfg.Architecture != "amd64" || cfg.Config.Labels["org.opencontainers.image.version"] != "v9.9.9" {
-		t.Errorf("image config %+v", cfg)
-	}
-	if _, ok := files["blobs/sha256/"+sha256hex(raw)]; !ok {
-		t.Error("config blob missing")
+	if !slices.Equal(got, arches) {
+		t.Errorf("the index lists %v, want %v", got, arches)
 	}
 }
 
