@@ -34,6 +34,8 @@ func TestDefaultVerdicts(t *testing.T) {
 		{"6.1.0-18-amd64", "not-buggy", "mainline-5.4"},
 		{"5.15.142-flatcar", "not-buggy", "mainline-5.4"},
 		{"5.14.0-362.8.1.el9_3.x86_64", "not-buggy", "mainline-5.4"},
+		{"5.4.16", "not-buggy", "mainline-5.4"},                       // Bottlerocket v0.3.0's kernel, its first public release
+		{"5.14.21-150400.24.46-default", "not-buggy", "mainline-5.4"}, // SLES 15 SP4
 
 		// ubuntu-4.4: the tracker marks Ubuntu's 4.4 kernels not affected.
 		{"4.4.0-170-generic", "not-buggy", "ubuntu-4.4"},
