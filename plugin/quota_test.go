@@ -2,8 +2,8 @@ package plugin_test
 
 import (
 	"io/fs"
-	"path/filepath"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
