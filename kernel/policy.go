@@ -180,23 +180,29 @@ func (p Policy) DecideKernel(k Kernel) Verdict {
 	if k.Upstream == nil {
 		return v
 	}
-	up, err := Parse(k.Upstream.Version)
+	return p.weighUpstream(rules, v, *k.Upstream)
+}
+
+// weighUpstream lets the upstream version procfs names decide a verdict
+// the release left unknown, or compares it with one the release decided.
+func (p Policy) weighUpstream(rules []compiledRule, v Verdict, u Upstream) Verdict {
+	up, err := Parse(u.Version)
 	if err != nil || !up.kernelOrg() {
-		v.Reason += fmt.Sprintf("; %s is not a kernel.org version", k.Upstream)
+		v.Reason += fmt.Sprintf("; %s is not a kernel.org version", u)
 		return v
 	}
 	uv, c := p.decide(rules, up, false)
 	switch {
 	case !v.Known && decidesUpstream(c):
-		uv.Basis = k.Upstream.String()
-		uv.Reason = fmt.Sprintf("%s: %s", k.Upstream, uv.Reason)
+		uv.Basis = u.String()
+		uv.Reason = fmt.Sprintf("%s: %s", u, uv.Reason)
 		return uv
 	case !v.Known:
-		v.Reason += fmt.Sprintf("; %s does not decide either: %s", k.Upstream, whyNotUpstream(c))
+		v.Reason += fmt.Sprintf("; %s does not decide either: %s", u, whyNotUpstream(c))
 	case decidesUpstream(c) && uv.Buggy == v.Buggy:
-		v.Reason += fmt.Sprintf("; %s agrees (rule %q)", k.Upstream, c.Name)
+		v.Reason += fmt.Sprintf("; %s agrees (rule %q)", u, c.Name)
 	case decidesUpstream(c):
-		v.Reason += fmt.Sprintf("; %s would say %s (rule %q), but the distribution's own rule decides", k.Upstream, uv, c.Name)
+		v.Reason += fmt.Sprintf("; %s would say %s (rule %q), but the distribution's own rule decides", u, uv, c.Name)
 	}
 	return v
 }

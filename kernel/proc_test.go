@@ -184,3 +184,35 @@ func TestReadProcRunning(t *testing.T) {
 	}
 	t.Logf("running %+v: %s", k, Policy{}.DecideKernel(k).Reason)
 }
+
+// TestDecideKernelUpstream covers how an upstream version weighs in where
+// the saved trees do not: against the release's own rule, and when it is
+// no kernel.org version.
+func TestDecideKernelUpstream(t *testing.T) {
+	tests := []struct {
+		kernel      Kernel
+		verdict     string
+		rule, basis string
+		reason      string
+	}{
+		{Kernel{"5.3.0-1008-azure", &Upstream{"5.3.7", "/proc/version_signature"}, nil}, "not-buggy", "ubuntu-5.3-azure", "release",
+			`upstream 5.3.7 from /proc/version_signature would say buggy (rule "stable-5.3"), but the distribution's own rule decides`},
+		{Kernel{"4.19.0-6-amd64", &Upstream{"4.19.67-2", "/proc/version"}, nil}, "unknown", "distro-unverified", "release",
+			"upstream 4.19.67-2 from /proc/version is not a kernel.org version"},
+		{Kernel{"4.19.0-6-amd64", &Upstream{"5.4.8", "/proc/version"}, nil}, "not-buggy", "mainline-5.4", "upstream 5.4.8 from /proc/version",
+			"upstream 5.4.8 from /proc/version: has the fix"},
+		{Kernel{"4.19.0-6-amd64", nil, nil}, "unknown", "distro-unverified", "release",
+			"Debian's release names its ABI (4.19.0-6), not the stable patch level"},
+	}
+	for _, tt := range tests {
+		v := Policy{}.DecideKernel(tt.kernel)
+		if v.String() != tt.verdict || v.Rule == nil || v.Rule.Name != tt.rule || v.Basis != tt.basis || !strings.Contains(v.Reason, tt.reason) {
+			t.Errorf("%+v: %s by %v on %q (%s), want %s by %s on %q with %q", tt.kernel, v, v.Rule, v.Basis, v.Reason, tt.verdict, tt.rule, tt.basis, tt.reason)
+		}
+	}
+	// A user's rule for the distribution decides before any upstream version.
+	p := Policy{Add: []Rule{{Name: "mine", Distro: "debian", Branch: "4.19", Verdict: VerdictFixed, Source: "https://example.org/advisory"}}}
+	if v := p.DecideKernel(Kernel{"4.19.0-6-amd64", &Upstream{"4.19.67", "/proc/version"}, nil}); v.Rule == nil || v.Rule.Name != "mine" || v.Buggy {
+		t.Errorf("added rule: %+v", v)
+	}
+}

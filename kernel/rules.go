@@ -170,8 +170,8 @@ func DefaultRules() []Rule {
 			Name: "ubuntu-4.15", Distro: "ubuntu", Branch: "4.15", Below: "4.15.0-1000",
 			Verdict: VerdictBuggy, FixedIn: "4.15.0-69",
 			Source: sources(srcUbuntu, srcUCT, srcK8s),
-			Note: "Ubuntu 18.04 (bionic) and the 16.04 HWE kernel: 4.15 took 512ac999d275 through Ubuntu's stable " +
-				"updates although 4.15 < 4.18; the tracker marks linux 4.15.0-69.78 (linux-hwe 4.15.0-69.78~16.04.1) " +
+			Note: "Ubuntu 18.04 (bionic) and the 16.04 HWE kernel carry 512ac999d275 although 4.15 < 4.18: the tracker " +
+				"names it as the breaking commit and marks linux 4.15.0-69.78 (linux-hwe 4.15.0-69.78~16.04.1) " +
 				"released with the fix. Main kernel ABIs only (below 1000: generic, lowlatency, ...); the cloud and " +
 				"OEM derivatives number theirs from 1000 and have rows of their own",
 		},
