@@ -70,9 +70,14 @@ type Options struct {
 	// Cgroups, when set, is the cgroup tree pod quotas are written to and
 	// throttling read from, instead of the configuration's cgroupRoot.
 	Cgroups quota.Cgroups
-	// KernelRelease is the kernel the CFS-bug verdict is made for. Default:
-	// the running kernel's.
+	// KernelRelease is the kernel the CFS-bug verdict is made for, as a
+	// release alone (no procfs readings). Default: the kernel ProcRoot shows.
 	KernelRelease string
+	// ProcRoot is the procfs the kernel is read from when KernelRelease is
+	// not set: its release and the upstream version the distribution
+	// prints, as `coreguard kernel` reads them (kernel.ReadProc). Default:
+	// /proc.
+	ProcRoot string
 	// Metrics collects coreguard's metrics. Default: a new set, served when
 	// the configuration in force has a metricsAddress.
 	Metrics *Metrics
@@ -114,7 +119,7 @@ type Plugin struct {
 	log     *logrus.Entry
 	metrics *Metrics
 	logs    *logOutput
-	release string // the kernel the CFS-bug verdict is for ("" when unreadable)
+	kernel  kernel.Kernel // the kernel the CFS-bug verdict is for (Release "" when unreadable)
 	// policy is sent to the runtime when coreguard registers; Configure
 	// sets it from the configuration in force before the stub sends it.
 	policy *api.FailurePolicy
@@ -168,14 +173,14 @@ func New(opts Options) (*Plugin, error) {
 		opts.HostNamespaces = admission.NewProcHostNamespaces("/proc")
 	}
 	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics,
-		logs: newLogOutput(opts.Log, Preinstalled()), release: opts.KernelRelease,
+		logs: newLogOutput(opts.Log, Preinstalled()), kernel: kernel.Kernel{Release: opts.KernelRelease},
 		policy: &api.FailurePolicy{}, out: newOutbox()}
-	if p.release == "" {
-		r, err := kernel.Running()
+	if p.kernel.Release == "" {
+		k, err := kernel.ReadProc(procRoot(opts))
 		if err != nil {
 			p.log.WithError(err).Warn("cannot read the running kernel's release: its CFS throttling bug verdict is unknown (config kernel.unknown decides)")
 		}
-		p.release = r
+		p.kernel = k
 	}
 	var err error
 	if p.hookBinary, err = hookBinary(opts.StateDir); err != nil {
