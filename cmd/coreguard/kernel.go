@@ -23,12 +23,12 @@ func kernelCommand() command {
 			"section (rules added and removed), as coreguard run does.\n" +
 			"Exit status: 0 for any verdict (buggy, not buggy or unknown: it is information), 1 when the\n" +
 			"running kernel's release cannot be read, 2 for bad usage.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+		setup: func(fs *flag.FlagSet) runFunc {
 			asJSON := fs.Bool("json", false, `print {"release","parsed":{...},"verdict":"buggy|not-buggy|unknown","buggy","known","rule":{...},"reason"}`)
 			unknown := fs.String("unknown", "", "what an unknown kernel means: not-buggy (with a warning) or buggy (default: the config's kernel.unknown, else not-buggy)")
 			cfgPath := fs.String("config", "", "coreguard's YAML configuration, whose kernel: section adds and removes rules")
 			listRules := fs.Bool("rules", false, "print the rule table (in the order it is consulted) instead of a verdict")
-			return func(args []string, stdout io.Writer) error {
+			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) > 1 {
 					return usageError{fmt.Sprintf("one release at most, got %d: %q", len(args), args)}
 				}
@@ -72,7 +72,11 @@ func kernelCommand() command {
 				if *asJSON {
 					return writeJSON(stdout, kernelReport(release, v))
 				}
-				return printVerdict(stdout, release, v)
+				if err := printVerdict(stdout, release, v); err != nil {
+					return err
+				}
+				printWarnings(stderr, unknownWarning(v))
+				return nil
 			}
 		},
 	}
@@ -134,14 +138,8 @@ func printVerdict(w io.Writer, release string, v kernel.Verdict) error {
 		details = append(details, "source: "+r.Source)
 		line += fmt.Sprintf(" (rule %q: %s)", r.Name, strings.Join(details, ", "))
 	}
-	if _, err := fmt.Fprintln(w, line); err != nil {
-		return err
-	}
-	if warn := unknownWarning(v); warn != "" {
-		_, err := fmt.Fprintf(w, "warning: %s\n", warn)
-		return err
-	}
-	return nil
+	_, err := fmt.Fprintln(w, line)
+	return err
 }
 
 // printRules prints the table, one rule a paragraph.

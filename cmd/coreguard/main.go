@@ -29,8 +29,12 @@ type command struct {
 	short   string // one line for 'coreguard help'
 	summary string // the whole description for 'coreguard CMD -h'
 
-	setup func(fs *flag.FlagSet) func(args []string, stdout io.Writer) error
+	setup func(fs *flag.FlagSet) runFunc
 }
+
+// runFunc runs a command with its positional arguments. Its answer goes to
+// stdout and warnings to stderr, so that stdout stays parseable.
+type runFunc func(args []string, stdout, stderr io.Writer) error
 
 func commands() []command {
 	return []command{
@@ -53,6 +57,16 @@ func (e usageError) Error() string { return e.msg }
 // errFailed marks a command whose answer is "no" after it printed it
 // (e.g. a plan with an unmet request): exit 1 without another message.
 var errFailed = errors.New("failed")
+
+// printWarnings writes each warning on a line of its own to w, the command's
+// stderr: stdout holds only the answer, for scripts to parse.
+func printWarnings(w io.Writer, warnings ...string) {
+	for _, warning := range warnings {
+		if warning != "" {
+			fmt.Fprintf(w, "warning: %s\n", warning)
+		}
+	}
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -98,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	err = runFn(positional, stdout)
+	err = runFn(positional, stdout, stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -146,7 +160,7 @@ func lookup(name string) (command, bool) {
 
 // newFlagSet makes the flag set of a command with a usage text that lists
 // every flag with its default.
-func newFlagSet(c command, out io.Writer) (*flag.FlagSet, func([]string, io.Writer) error) {
+func newFlagSet(c command, out io.Writer) (*flag.FlagSet, runFunc) {
 	fs := flag.NewFlagSet("coreguard "+c.name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	runFn := c.setup(fs)
