@@ -82,6 +82,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printHelp(stderr)
 		return exitUsage
 	}
+	if isVersionFlag(args[0]) {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	name := args[0]
 	switch name {
 	case "help", "-h", "-help", "--help":
@@ -127,6 +130,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coreguard %s: %v\n", c.name, err)
 		return exitFailed
 	}
+}
+
+// isVersionFlag: 'coreguard --version' is 'coreguard version', as people
+// expect of a command; -version too, since every flag of coreguard's takes
+// one dash or two. Not -v, which many tools read as verbose.
+func isVersionFlag(arg string) bool {
+	return arg == "--version" || arg == "-version"
 }
 
 // parseInterspersed parses flags anywhere among the arguments, as people
@@ -179,4 +189,5 @@ func printHelp(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %-10s %s\n", "help", "show this text, or 'coreguard help COMMAND' for a command's flags")
 	fmt.Fprintf(w, "\nEvery command explains its flags with 'coreguard COMMAND -h'.\n")
+	fmt.Fprintf(w, "'coreguard --version' (or -version) prints what 'coreguard version' prints.\n")
 }

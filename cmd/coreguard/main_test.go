@@ -31,6 +31,34 @@ func generated(t *testing.T, shape string) string {
 	return dir
 }
 
+// TestVersionFlag: --version and -version print what the version command
+// prints, and nothing else.
+func TestVersionFlag(t *testing.T) {
+	_, want, _ := runCLI("version")
+	tests := []struct {
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{[]string{"--version"}, exitOK, want, ""},
+		{[]string{"-version"}, exitOK, want, ""},
+		{[]string{"--version", "extra"}, exitUsage, "", `unexpected arguments ["extra"]`},
+		{[]string{"-v"}, exitUsage, "", `unknown command "-v"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(tt.args...)
+			if code != tt.code || out != tt.out || !strings.Contains(errOut, tt.err) || (tt.err == "" && errOut != "") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr with %q", code, out, errOut, tt.code, tt.out, tt.err)
+			}
+		})
+	}
+	if !strings.HasPrefix(want, "coreguard ") {
+		t.Errorf("coreguard version printed %q", want)
+	}
+}
+
 func TestHelpAndUsage(t *testing.T) {
 	tests := []struct {
 		args     []string
@@ -38,6 +66,7 @@ func TestHelpAndUsage(t *testing.T) {
 		out, err string
 	}{
 		{[]string{"help"}, 0, "commands:", ""},
+		{[]string{"--help"}, 0, "'coreguard --version' (or -version)", ""},
 		{[]string{"help", "plan"}, 0, "-odd-cpus", ""},
 		{[]string{"plan", "-h"}, 0, "", "-reserved"},
 		{[]string{"run", "-h"}, 0, "", "-socket"},
