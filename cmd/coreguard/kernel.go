@@ -44,7 +44,7 @@ func kernelCommand() command {
 					policy.Unknown = *unknown
 				}
 				if err := policy.Validate(); err != nil {
-					return usageError{fmt.Sprintf("--unknown: %q is not one of %s, %s", *unknown, kernel.UnknownNotBuggy, kernel.UnknownBuggy)}
+					return usageError{fmt.Sprintf("--unknown: %q is not one of %s", *unknown, strings.Join(kernel.UnknownValues, ", "))}
 				}
 				if *listRules {
 					if len(args) > 0 {
