@@ -14,9 +14,10 @@ import (
 
 func configCommand() command {
 	return command{
-		name:  "config",
-		short: "Check a configuration file before rolling it out.",
-		args:  "FILE",
+		name:         "config",
+		short:        "Check a configuration file before rolling it out.",
+		args:         "FILE",
+		completeArgs: completions{files: true},
 		summary: "Check a configuration file as coreguard run would read it (strictly: every error names its\n" +
 			"field), and against this node's topology (or --sysfs-root's): reserved CPUs that are offline or\n" +
 			"leave no core to pin are errors. Prints the configuration with every default filled in, as YAML,\n" +

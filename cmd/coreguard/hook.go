@@ -21,8 +21,9 @@ func (p *patterns) Set(v string) error { *p = append(*p, v); return nil }
 
 func hookCommand() command {
 	return command{
-		name:  admission.HookCommand,
-		short: "The OCI hook coreguard adds to containers NRI cannot clear (run by the runtime).",
+		name:     admission.HookCommand,
+		internal: true,
+		short:    "The OCI hook coreguard adds to containers NRI cannot clear (run by the runtime).",
 		summary: "Run by the OCI runtime as a createRuntime hook that coreguard's admission adds to containers\n" +
 			"whose privilege NRI cannot show (privileged_without_host_devices with a volume at /sys). Reads\n" +
 			"the container's state on stdin and the spec in its bundle, and fails (exit 1, the refusal on\n" +

@@ -24,9 +24,9 @@ func kernelCommand() command {
 			"Exit status: 0 for any verdict (buggy, not buggy or unknown: it is information), 1 when the\n" +
 			"running kernel's release cannot be read, 2 for bad usage.",
 		setup: func(fs *flag.FlagSet) runFunc {
-			asJSON := fs.Bool("json", false, `print {"release","parsed":{...},"verdict":"buggy|not-buggy|unknown","buggy","known","rule":{...},"reason"}`)
-			unknown := fs.String("unknown", "", "what an unknown kernel means: not-buggy (with a warning) or buggy (default: the config's kernel.unknown, else not-buggy)")
-			cfgPath := fs.String("config", "", "coreguard's YAML configuration, whose kernel: section adds and removes rules")
+			asJSON := fs.Bool("json", false, `print JSON: {"release","parsed":{...},"verdict":"buggy|not-buggy|unknown","buggy","known","rule":{...},"reason"}`)
+			unknown := choiceFlag(fs, "unknown", "", "what an unknown kernel means: not-buggy (with a warning) or buggy (default: the config's kernel.unknown, else not-buggy)", kernel.UnknownValues)
+			cfgPath := fs.String("config", "", "coreguard's YAML configuration, to apply its kernel section (rules added and removed)")
 			listRules := fs.Bool("rules", false, "print the rule table (in the order it is consulted) instead of a verdict")
 			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) > 1 {

@@ -30,6 +30,13 @@ type command struct {
 	summary string // the whole description for 'coreguard CMD -h'
 
 	setup func(fs *flag.FlagSet) runFunc
+
+	// completeArgs says what shell completion offers for the positional
+	// arguments (nothing when it is zero).
+	completeArgs completions
+	// internal commands are run by other programs (the OCI runtime), not
+	// people: help lists them, completion does not offer them.
+	internal bool
 }
 
 // runFunc runs a command with its positional arguments. Its answer goes to
@@ -45,6 +52,7 @@ func commands() []command {
 		configCommand(),
 		throttleCommand(),
 		versionCommand(),
+		completionCommand(),
 		hookCommand(),
 	}
 }
@@ -175,10 +183,19 @@ func newFlagSet(c command, out io.Writer) (*flag.FlagSet, runFunc) {
 	fs.SetOutput(out)
 	runFn := c.setup(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "usage: coreguard %s [flags] %s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
-		fs.PrintDefaults()
+		fmt.Fprintf(out, "usage: coreguard %s [flags] %s\n\n%s\n", c.name, c.args, c.summary)
+		if hasFlags(fs) {
+			fmt.Fprintf(out, "\nflags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs, runFn
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
 }
 
 func printHelp(w io.Writer) {

@@ -25,9 +25,9 @@ func planCommand() command {
 			kubeletRoot := kubeletFlag(fs)
 			reserved := fs.String("reserved", "", "reserved CPUs never given out exclusively, as a Linux list (kubelet's reservedSystemCPUs), e.g. 0,40; widened to whole cores")
 			taken := fs.String("taken", "", "CPUs already held exclusively, as a Linux list; their cores are not free and split siblings are withheld")
-			odd := fs.String("odd-cpus", string(alloc.RoundUp), "what to do with requests that do not fill whole cores: round-up, isolate or reject")
-			isolated := fs.String("isolated-cpus", string(alloc.IsolatedExclusiveOnly), "use of isolcpus CPUs: exclusive-only (pinned containers only), exclude (never), ignore (like any CPU)")
-			asJSON := fs.Bool("json", false, `print {"allocations":[{"request":N,"cpus":"LIST"} or {"request":N,"error":"TEXT"}],"shared":"LIST",...}`)
+			odd := choiceFlag(fs, "odd-cpus", string(alloc.RoundUp), "what to do with requests that do not fill whole cores: round-up, isolate or reject", alloc.OddCPUsValues)
+			isolated := choiceFlag(fs, "isolated-cpus", string(alloc.IsolatedExclusiveOnly), "use of isolcpus CPUs: exclusive-only (pinned containers only), exclude (never), ignore (like any CPU)", alloc.IsolatedCPUsValues)
+			asJSON := fs.Bool("json", false, `print JSON: {"allocations":[{"request":N,"cpus":"LIST"} or {"request":N,"error":"TEXT"}],"shared":"LIST",...}`)
 			return func(args []string, stdout, stderr io.Writer) error {
 				requests, err := parseRequests(args)
 				if err != nil {

@@ -37,8 +37,8 @@ func runCommand() command {
 			index := fs.String("index", plugin.DefaultIndex, "NRI plugin index (two digits; lower runs earlier)")
 			var o plugin.Overrides
 			fs.StringVar(&o.SysfsRoot, "sysfs-root", "", "sysfs to read the topology from (default: the configuration's sysfsRoot, /sys)")
-			fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (default: the configuration's log.level, info)")
-			fs.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default: the configuration's log.format, text)")
+			choiceVar(fs, &o.LogLevel, "log-level", "", "log level: debug, info, warn, error (default: the configuration's log.level, info)", config.LogLevels)
+			choiceVar(fs, &o.LogFormat, "log-format", "", "log format: text or json (default: the configuration's log.format, text)", config.LogFormats)
 			fs.StringVar(&o.MetricsAddress, "metrics-address", "", "serve Prometheus metrics on this host:port (default: the configuration's metricsAddress, off)")
 			fs.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup file system root (default: the configuration's cgroupRoot, /sys/fs/cgroup)")
 			return func(args []string, _, _ io.Writer) error {
