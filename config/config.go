@@ -213,8 +213,8 @@ func (c *Config) complete() error {
 	if c.reserved, err = cpuset.Parse(c.ReservedSystemCPUs); err != nil {
 		bad("reservedSystemCPUs", c.ReservedSystemCPUs, "is not a CPU list like \"0,40\" or \"0-1\"")
 	}
-	c.OddCPUs = alloc.OddCPUs(oneOf(bad, "oddCPUs", string(c.OddCPUs), "round-up", "isolate", "reject"))
-	c.IsolatedCPUs = alloc.IsolatedCPUs(oneOf(bad, "isolatedCPUs", string(c.IsolatedCPUs), "exclusive-only", "exclude", "ignore"))
+	c.OddCPUs = alloc.OddCPUs(oneOf(bad, "oddCPUs", string(c.OddCPUs), alloc.OddCPUsValues...))
+	c.IsolatedCPUs = alloc.IsolatedCPUs(oneOf(bad, "isolatedCPUs", string(c.IsolatedCPUs), alloc.IsolatedCPUsValues...))
 	c.OnExhaustion = Exhaustion(oneOf(bad, "onExhaustion", string(c.OnExhaustion), "reject", "shared"))
 	c.CFSQuota = oneOf(bad, "cfsQuota", c.CFSQuota, "auto", "clear", "keep")
 	c.SharedPoolUpdates = oneOf(bad, "sharedPoolUpdates", c.SharedPoolUpdates, "in-response", "after-response")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the tools the chart and rule tests run for real, from the Go module
 # proxy only, at pinned versions, into a cache dir: helm (helm template and
-# lint of deploy/helm/coreguard). Idempotent: a tool already built at its
-# version is skipped.
+# lint of deploy/helm/coreguard), and the shells whose completion scripts
+# cmd/coreguard tests for real (zsh and fish, from Debian, as root).
+# Idempotent: a tool already there is skipped.
 set -euo pipefail
 
 HELM_VERSION="v4.3.2"
@@ -28,3 +29,16 @@ else
 		"helm.sh/helm/v4/cmd/helm@${HELM_VERSION}" || die "build of helm ${HELM_VERSION} failed"
 	log "built: $("${HELM_DIR}/bin/helm" version --short)"
 fi
+
+for sh in zsh fish; do
+	if command -v "${sh}" >/dev/null; then
+		log "${sh} already installed: skipping"
+	elif [ "$(id -u)" -ne 0 ]; then
+		log "${sh} missing and not root: its completion tests skip"
+	else
+		log "${sh} missing: installing with apt-get"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${sh}" >/dev/null ||
+			{ apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${sh}" >/dev/null; } ||
+			die "apt-get install ${sh} failed"
+	fi
+done

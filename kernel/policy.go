@@ -27,6 +27,9 @@ const (
 	UnknownBuggy    = "buggy"
 )
 
+// UnknownValues are Policy.Unknown's values, the default first.
+var UnknownValues = []string{UnknownNotBuggy, UnknownBuggy}
+
 // Verdict is the policy's answer for one release.
 type Verdict struct {
 	// Buggy: the kernel has the throttling bug, or is unknown and the
@@ -83,10 +86,8 @@ func (p Policy) Rules() ([]Rule, error) {
 
 func (p Policy) rules() ([]compiledRule, error) {
 	var errs []error
-	switch p.Unknown {
-	case "", UnknownNotBuggy, UnknownBuggy:
-	default:
-		errs = append(errs, fmt.Errorf("unknown: %q is not one of %s, %s", p.Unknown, UnknownNotBuggy, UnknownBuggy))
+	if p.Unknown != "" && !slices.Contains(UnknownValues, p.Unknown) {
+		errs = append(errs, fmt.Errorf("unknown: %q is not one of %s", p.Unknown, strings.Join(UnknownValues, ", ")))
 	}
 	defaults := DefaultRules()
 	var names []string

@@ -28,13 +28,13 @@ func kernelCommand() command {
 			"section (rules added and removed), as coreguard run does.\n" +
 			"Exit status: 0 for any verdict (buggy, not buggy or unknown: it is information), 1 when the\n" +
 			"kernel's release cannot be read from procfs, 2 for bad usage.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
-			asJSON := fs.Bool("json", false, `print {"release","parsed":{...},"upstream":{"version","from"},"basis","verdict":"buggy|not-buggy|unknown","buggy","known","rule":{...},"reason"}`)
-			unknown := fs.String("unknown", "", "what an unknown kernel means: not-buggy (with a warning) or buggy (default: the config's kernel.unknown, else not-buggy)")
+		setup: func(fs *flag.FlagSet) runFunc {
+			asJSON := fs.Bool("json", false, `print JSON: {"release","parsed":{...},"upstream":{"version","from"},"basis","verdict":"buggy|not-buggy|unknown","buggy","known","rule":{...},"reason"}`)
+			unknown := choiceFlag(fs, "unknown", "", "what an unknown kernel means: not-buggy (with a warning) or buggy (default: the config's kernel.unknown, else not-buggy)", kernel.UnknownValues)
 			cfgPath := fs.String("config", "", "coreguard's YAML configuration, whose kernel: section adds and removes rules")
 			listRules := fs.Bool("rules", false, "print the rule table (in the order it is consulted) instead of a verdict")
 			procRoot := fs.String("proc-root", "", "judge the kernel a saved procfs tree shows (DIR/sys/kernel/osrelease, DIR/version, DIR/version_signature) instead of the running one's /proc")
-			return func(args []string, stdout io.Writer) error {
+			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) > 1 {
 					return usageError{fmt.Sprintf("one release at most, got %d: %q", len(args), args)}
 				}
@@ -63,7 +63,11 @@ func kernelCommand() command {
 				if *asJSON {
 					return writeJSON(stdout, kernelReport(k, v))
 				}
-				return printVerdict(stdout, k, v)
+				if err := printVerdict(stdout, k, v); err != nil {
+					return err
+				}
+				printWarnings(stderr, unknownWarning(v))
+				return nil
 			}
 		},
 	}
@@ -83,7 +87,7 @@ func kernelPolicy(cfgPath, unknown string) (kernel.Policy, error) {
 		policy.Unknown = unknown
 	}
 	if err := policy.Validate(); err != nil {
-		return policy, usageError{fmt.Sprintf("--unknown: %q is not one of %s, %s", unknown, kernel.UnknownNotBuggy, kernel.UnknownBuggy)}
+		return policy, usageError{fmt.Sprintf("--unknown: %q is not one of %s", unknown, strings.Join(kernel.UnknownValues, ", "))}
 	}
 	return policy, nil
 }
@@ -175,10 +179,6 @@ func printVerdict(w io.Writer, k kernel.Kernel, v kernel.Verdict) error {
 		if _, err := fmt.Fprintf(w, "note: %s: set aside\n", note); err != nil {
 			return err
 		}
-	}
-	if warn := unknownWarning(v); warn != "" {
-		_, err := fmt.Fprintf(w, "warning: %s\n", warn)
-		return err
 	}
 	return nil
 }

@@ -24,12 +24,11 @@ func TestKernelCommand(t *testing.T) {
 		{[]string{"kernel", "4.17.19"}, 0, []string{`NOT BUGGY — predates`, `rule "upstream-before-4.18"`}, nil},
 		{[]string{"kernel", "4.19.0-6-amd64"}, 0, []string{
 			`4.19.0-6-amd64: UNKNOWN (treated as not buggy) — no verified rule for debian kernel`,
-			`rule "distro-unverified"`, "warning: kernel unknown to the table, treated as not buggy",
-		}, nil},
+			`rule "distro-unverified"`,
+		}, []string{"warning: kernel unknown to the table, treated as not buggy"}},
 		{[]string{"kernel", "--unknown", "buggy", "garbage"}, 0, []string{
 			`garbage: UNKNOWN (treated as buggy) — cannot parse the release: kernel release "garbage": does not start with a version number`,
-			"warning: kernel unknown to the table, treated as buggy",
-		}, nil},
+		}, []string{"warning: kernel unknown to the table, treated as buggy"}},
 		{[]string{"kernel", "3.10.0-1062.4.1.el7.x86_64", "--unknown", "not-buggy"}, 0, []string{`BUGGY`, `rule "rhel-7"`}, nil},
 		{[]string{"kernel", "--rules"}, 0, []string{"1. mainline-5.4: from 5.4-rc1 → fixed", "source: ", "why: ", "stable-4.19: distro upstream,coreos,flatcar, branch 4.19 → buggy, fixed from 4.19.84", "distro-unverified: any kernel → unknown"}, nil},
 		{[]string{"kernel", "-h"}, 0, nil, []string{"Exit status: 0 for any verdict", "-unknown", "-json", "-rules", "-proc-root"}},
@@ -56,6 +55,9 @@ func TestKernelCommand(t *testing.T) {
 				if !strings.Contains(errOut, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, errOut)
 				}
+			}
+			if strings.Contains(out, "warning:") {
+				t.Errorf("a warning on stdout (it belongs on stderr):\n%s", out)
 			}
 			if tt.code == 0 && len(tt.err) == 0 && errOut != "" {
 				t.Errorf("unexpected stderr %q", errOut)
@@ -170,8 +172,7 @@ func TestKernelProcRoot(t *testing.T) {
 		{[]string{"kernel", "--proc-root", procTree("debian-9")}, 0, []string{
 			`4.9.0-11-amd64: UNKNOWN (treated as not buggy) — no verified rule for debian kernel 4.9.0-11-amd64`,
 			`upstream 4.9.189 from /proc/version does not decide either`,
-			"warning: kernel unknown to the table, treated as not buggy",
-		}, nil},
+		}, []string{"warning: kernel unknown to the table, treated as not buggy"}},
 		{[]string{"kernel", "--proc-root", procTree("ubuntu-19.10-azure")}, 0, []string{
 			`5.3.0-1008-azure: NOT BUGGY — 5.3.0-1008-azure is at or above 5.3.0-1008`,
 			`upstream 5.3.18 from /proc/version_signature agrees (rule "stable-5.3")`,
