@@ -33,15 +33,7 @@ func get(t *testing.T, url string) (int, string) {
 // coreguard is registered with the runtime and synchronized, and no
 // longer when the runtime goes away.
 func TestHealth(t *testing.T) {
-	topo, err := sysfsgen.BuildShape(sysfsgen.TwoCPUsTwoCores)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	empty := t.TempDir()
-	p, err := plugin.New(plugin.Options{Topology: topo, Log: log, KernelRelease: "5.10.0", Socket: "/nonexistent/nri.sock",
-		Config: mustConfig(t, "healthAddress: \"127.0.0.1:0\"\ncgroupRoot: "+empty+"\nkubeletRootDir: "+empty)})
+	p, err := newBarePlugin(t, "healthAddress: \"127.0.0.1:0\"", plugin.Options{Socket: "/nonexistent/nri.sock"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,15 +72,7 @@ func TestHealthAddressTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	topo, err := sysfsgen.BuildShape(sysfsgen.TwoCPUsTwoCores)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	empty := t.TempDir()
-	_, err = plugin.New(plugin.Options{Topology: topo, Log: log, KernelRelease: "5.10.0",
-		Config: mustConfig(t, "healthAddress: \""+l.Addr().String()+"\"\nmetricsAddress: \"127.0.0.1:0\"\ncgroupRoot: "+empty+"\nkubeletRootDir: "+empty)})
+	_, err = newBarePlugin(t, "healthAddress: \""+l.Addr().String()+"\"\nmetricsAddress: \"127.0.0.1:0\"", plugin.Options{})
 	if err == nil || !strings.Contains(err.Error(), "healthAddress: listen tcp "+l.Addr().String()) {
 		t.Fatalf("New with healthAddress taken: %v", err)
 	}
@@ -97,17 +81,11 @@ func TestHealthAddressTaken(t *testing.T) {
 // TestNoSocketLoggedOnce: with no NRI socket (NRI off in the runtime),
 // coreguard says so once, with the hint, and keeps retrying quietly.
 func TestNoSocketLoggedOnce(t *testing.T) {
-	topo, err := sysfsgen.BuildShape(sysfsgen.TwoCPUsTwoCores)
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	logs := logtest.NewLocal(log)
-	empty := t.TempDir()
-	socket := filepath.Join(empty, "nri.sock")
-	p, err := plugin.New(plugin.Options{Topology: topo, Log: log, KernelRelease: "5.10.0", Socket: socket,
-		Config: mustConfig(t, "log: {level: debug}\ncgroupRoot: "+empty+"\nkubeletRootDir: "+empty)})
+	socket := filepath.Join(t.TempDir(), "nri.sock")
+	p, err := newBarePlugin(t, "log: {level: debug}", plugin.Options{Socket: socket, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,4 +119,23 @@ func TestNoSocketLoggedOnce(t *testing.T) {
 	if retries() < 3 || len(warned) != 1 || !strings.HasPrefix(warned[0], want) {
 		t.Fatalf("%d attempts; warnings %q, want one starting %q", retries(), warned, want)
 	}
+}
+
+// newBarePlugin makes a plugin that is not connected, on a small topology
+// with no host state (no cgroup tree, no kubelet checkpoint), with cfgYAML
+// and opts' fields; its log is discarded unless opts has one.
+func newBarePlugin(t *testing.T, cfgYAML string, opts plugin.Options) (*plugin.Plugin, error) {
+	t.Helper()
+	topo, err := sysfsgen.BuildShape(sysfsgen.TwoCPUsTwoCores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Log == nil {
+		opts.Log = logrus.New()
+		opts.Log.SetOutput(io.Discard)
+	}
+	empty := t.TempDir()
+	opts.Topology, opts.KernelRelease = topo, "5.10.0"
+	opts.Config = mustConfig(t, cfgYAML+"\ncgroupRoot: "+empty+"\nkubeletRootDir: "+empty)
+	return plugin.New(opts)
 }

@@ -18,6 +18,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/coreguard/coreguard/internal/ocilayer"
 	"github.com/coreguard/coreguard/test/e2e/harness"
 )
 
@@ -182,19 +183,9 @@ func imagePlatforms(t *testing.T, tarPath string) []string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	files := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, err := io.ReadAll(tr); err == nil {
-			files[h.Name] = b
-		}
+	files, err := ocilayer.ReadFiles(f)
+	if err != nil {
+		t.Fatal(err)
 	}
 	type descriptor struct {
 		Digest   string `json:"digest"`
