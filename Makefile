@@ -10,7 +10,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # required under `make check`).
 export COREGUARD_SYSFS_FIXTURES ?= $(abspath ../shared/fixtures/sysfs)
 
-.PHONY: help build test unit lint fuzz bench e2e e2e-node deps-e2e deps-promtool demo check clean
+.PHONY: help build test unit lint fuzz bench e2e e2e-node deps-e2e deps-tools demo check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,10 +42,8 @@ bench: ## hot-path benchmarks: NRI round trip vs a no-op floor, start-up, memory
 bench-smoke: ## the bench harness in short form (few samples; checks it runs, asserts no timing)
 	$(GO) run ./bench/report -short -out _output/bench-smoke.json
 
-# promtool checks the shipped alerts and dashboard (deploy/promtool_test.go);
-# without it those tests skip, except under check.
-deps-promtool: ## build promtool from the Prometheus module into the cache (root, or COREGUARD_CACHE)
-	bash hack/install-promtool.sh
+deps-tools: ## build the tools the chart and rule tests run (helm and promtool, from the Go module proxy)
+	bash hack/install-tools.sh
 
 deps-e2e: ## install what end-to-end tests need (runc, conmon, skopeo from Debian; containerd and CRI-O from the Go module proxy)
 	bash hack/install-e2e-deps.sh
@@ -68,12 +66,14 @@ e2e-node: image-tar ## coreguard under a real kubelet, checked with client-go (r
 	@if [ "$$(id -u)" != 0 ]; then echo "make e2e-node must run as root: it starts containerd and kubelet. Try: sudo make e2e-node" >&2; exit 1; fi
 	bash hack/install-e2e-deps.sh
 	bash hack/install-node-deps.sh
+	bash hack/install-tools.sh
 	COREGUARD_E2E_REQUIRED=1 COREGUARD_IMAGE_TAR=$(abspath $(IMAGE_TAR)) \
 	  $(GO) test -count=1 -v -timeout 20m ./test/node/...
 
-# Under check nothing may skip: missing fixtures, promtool or a runtime fail.
-check: deps-promtool ## everything CI runs: set-up, unit tests, lint, end-to-end tests on containerd, CRI-O and a kubelet
-	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 COREGUARD_REQUIRE_PROMTOOL=1 $(MAKE) test
+# Under check nothing may skip: missing fixtures or a missing runtime fail.
+check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests on containerd, CRI-O and a kubelet
+	$(MAKE) deps-tools
+	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 COREGUARD_REQUIRE_TOOLS=1 $(MAKE) test
 	$(MAKE) bench-smoke
 	COREGUARD_E2E_REQUIRED=1 $(MAKE) e2e
 	$(MAKE) e2e-node
@@ -98,11 +98,29 @@ NRI_CONF_DIR ?= /etc/nri/conf.d
 NRI_INDEX ?= 10
 BINDIR ?= /usr/local/bin
 
-.PHONY: image-tar install uninstall kind-test
+.PHONY: build-linux image-tar release install uninstall kind-test
+# The helm hack/install-tools.sh builds (make deps-tools).
+HELM ?= $${COREGUARD_CACHE:-/var/cache/coreguard}/helm-v4.3.2/bin/helm
 
-image-tar: build ## OCI image tarball of bin/coreguard, no Docker ($(IMAGE_TAR), $(IMAGE):$(TAG))
-	$(GO) run ./deploy/imagetar --binary $(BIN)/coreguard --image $(IMAGE) --tag $(TAG) \
-	  --version $(VERSION) --arch $$($(GO) env GOARCH) -o $(IMAGE_TAR)
+# The image's platforms: the binary is pure Go, so each is a cross-build.
+ARCHES ?= amd64 arm64
+
+build-linux: ## static linux binaries for every ARCHES ($(BIN)/linux-ARCH/coreguard)
+	@for arch in $(ARCHES); do \
+	  echo "building $(BIN)/linux-$$arch/coreguard"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-$$arch/coreguard ./cmd/coreguard || exit 1; \
+	done
+
+image-tar: build-linux ## multi-platform OCI image tarball (ARCHES), no Docker ($(IMAGE_TAR), $(IMAGE):$(TAG))
+	$(GO) run ./deploy/imagetar $(foreach a,$(ARCHES),--binary $(a)=$(BIN)/linux-$(a)/coreguard) \
+	  --image $(IMAGE) --tag $(TAG) --version $(VERSION) -o $(IMAGE_TAR)
+
+release: image-tar deps-tools ## _output/: binaries, the image tarball, the chart package and SHA256SUMS
+	@mkdir -p _output
+	@for arch in $(ARCHES); do cp $(BIN)/linux-$$arch/coreguard _output/coreguard-$(VERSION)-linux-$$arch; done
+	$(HELM) package deploy/helm/coreguard --destination _output
+	cd _output && sha256sum coreguard-$(VERSION)-linux-* $(notdir $(IMAGE_TAR)) coreguard-$(TAG:v%=%).tgz > SHA256SUMS
+	@cat _output/SHA256SUMS
 
 install: build ## pre-install coreguard into the runtime's NRI plugin dir (root; restart the runtime after)
 	install -D -m 0755 $(BIN)/coreguard $(DESTDIR)$(NRI_PLUGIN_DIR)/$(NRI_INDEX)-coreguard

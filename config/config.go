@@ -79,6 +79,13 @@ type Config struct {
 	// MetricsAddress is where Prometheus metrics are served (host:port).
 	// Default: off, so nothing listens unless the admin asks.
 	MetricsAddress string `json:"metricsAddress,omitempty"`
+	// HealthAddress is where /healthz (the process is up) and /readyz
+	// (registered with the runtime and synchronized) are served
+	// (host:port), on a listener of their own so probes never depend on
+	// metrics being on. Default: off; the DaemonSet passes
+	// --health-address 127.0.0.1:PORT for its probes (kubelet probes a
+	// hostNetwork pod's loopback from the node).
+	HealthAddress string `json:"healthAddress,omitempty"`
 	// Log configures coreguard's own log; see Log.
 	Log Log `json:"log,omitempty"`
 	// SysfsRoot is where the CPU topology is read. Default /sys, the
@@ -206,8 +213,8 @@ func (c *Config) complete() error {
 	if c.reserved, err = cpuset.Parse(c.ReservedSystemCPUs); err != nil {
 		bad("reservedSystemCPUs", c.ReservedSystemCPUs, "is not a CPU list like \"0,40\" or \"0-1\"")
 	}
-	c.OddCPUs = alloc.OddCPUs(oneOf(bad, "oddCPUs", string(c.OddCPUs), "round-up", "isolate", "reject"))
-	c.IsolatedCPUs = alloc.IsolatedCPUs(oneOf(bad, "isolatedCPUs", string(c.IsolatedCPUs), "exclusive-only", "exclude", "ignore"))
+	c.OddCPUs = alloc.OddCPUs(oneOf(bad, "oddCPUs", string(c.OddCPUs), alloc.OddCPUsValues...))
+	c.IsolatedCPUs = alloc.IsolatedCPUs(oneOf(bad, "isolatedCPUs", string(c.IsolatedCPUs), alloc.IsolatedCPUsValues...))
 	c.OnExhaustion = Exhaustion(oneOf(bad, "onExhaustion", string(c.OnExhaustion), "reject", "shared"))
 	c.CFSQuota = oneOf(bad, "cfsQuota", c.CFSQuota, "auto", "clear", "keep")
 	c.SharedPoolUpdates = oneOf(bad, "sharedPoolUpdates", c.SharedPoolUpdates, "in-response", "after-response")
@@ -216,6 +223,9 @@ func (c *Config) complete() error {
 	}
 	if c.startTimeout, err = time.ParseDuration(c.StartTimeout); err != nil || c.startTimeout < time.Second {
 		bad("startTimeout", c.StartTimeout, "is not a duration of a second or more (e.g. \"60s\", \"2m\")")
+	}
+	if c.Kernel.Unknown == "" {
+		c.Kernel.Unknown = kernel.UnknownNotBuggy // what an empty value means anyway, written out
 	}
 	if err := c.Kernel.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("kernel: %w", err))
@@ -227,6 +237,9 @@ func (c *Config) complete() error {
 	}
 	if why := NotHostPort(c.MetricsAddress); why != "" {
 		bad("metricsAddress", c.MetricsAddress, why)
+	}
+	if why := NotHostPort(c.HealthAddress); why != "" {
+		bad("healthAddress", c.HealthAddress, why)
 	}
 	c.Log.Level = oneOf(bad, "log.level", c.Log.Level, LogLevels...)
 	c.Log.Format = oneOf(bad, "log.format", c.Log.Format, LogFormats...)

@@ -44,6 +44,7 @@ admission:
   hostNetwork: [kube-system]
   failClosed: true
 metricsAddress: "127.0.0.1:9110"
+healthAddress: "127.0.0.1:9109"
 log:
   level: debug
   format: json
@@ -181,6 +182,7 @@ func TestEveryFieldBadValue(t *testing.T) {
 		// failClosed is a boolean: only a value that is not one is wrong.
 		{"admission.failClosed", `admission: {failClosed: "yes"}`, "admission.failClosed: cannot unmarshal a string into a boolean"},
 		{"metricsAddress", "metricsAddress: 9110", `metricsAddress: "9110" is not host:port`},
+		{"healthAddress", "healthAddress: localhost", `healthAddress: "localhost" is not host:port`},
 		{"log", "log: debug", "log: cannot unmarshal a string into a mapping"},
 		{"log.level", "log:\n  level: trace", `log.level: "trace" is not one of info, debug, warn, error`},
 		{"log.format", "log:\n  format: logfmt", `log.format: "logfmt" is not one of text, json`},

@@ -8,14 +8,18 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/pelletier/go-toml/v2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -142,8 +146,9 @@ func TestDaemonSet(t *testing.T) {
 	}) {
 		t.Errorf("tolerations %+v do not tolerate every taint", spec.Tolerations)
 	}
-	if len(spec.NodeSelector) != 0 || spec.Affinity != nil {
-		t.Errorf("node selector %v / affinity %v would leave nodes unguarded", spec.NodeSelector, spec.Affinity)
+	// Every Linux node; a Windows node has no NRI.
+	if !maps.Equal(spec.NodeSelector, map[string]string{"kubernetes.io/os": "linux"}) || spec.Affinity != nil {
+		t.Errorf("node selector %v / affinity %v: want kubernetes.io/os=linux alone, so no Linux node is left unguarded", spec.NodeSelector, spec.Affinity)
 	}
 	// Host namespaces: admission compares pod namespaces with its own.
 	if !spec.HostPID || !spec.HostIPC || !spec.HostNetwork {
@@ -218,16 +223,12 @@ func TestDaemonSetContainer(t *testing.T) {
 	if sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("seccompProfile %+v", sc.SeccompProfile)
 	}
-	if c.LivenessProbe != nil || c.ReadinessProbe != nil || len(c.Ports) != 0 {
-		t.Errorf("probes or ports without an endpoint to answer them (metrics are off by default)")
-	}
-
 	// Flags and the mounts they point into.
 	sub, flags := args(t, c)
 	if sub != "run" {
 		t.Errorf("subcommand %q", sub)
 	}
-	known := []string{"config", "socket", "sysfs-root", "cgroup-root", "log-level", "log-format", "metrics-address", "name", "index", "state-dir"}
+	known := []string{"config", "socket", "sysfs-root", "cgroup-root", "log-level", "log-format", "metrics-address", "health-address", "name", "index", "state-dir"}
 	for k := range flags {
 		if !slices.Contains(known, k) {
 			t.Errorf("unknown flag --%s", k)
@@ -280,6 +281,32 @@ func TestDaemonSetContainer(t *testing.T) {
 	}
 	for name := range wants {
 		t.Errorf("hostPath %s missing", name)
+	}
+	// Probes: coreguard's own /healthz and /readyz, on the address the
+	// flag gives, which is the node's loopback (nothing else listens).
+	host, port, err := net.SplitHostPort(flags["health-address"])
+	if err != nil || host != "127.0.0.1" {
+		t.Errorf("--health-address %q: want 127.0.0.1:PORT", flags["health-address"])
+	}
+	for _, p := range []struct {
+		name, path string
+		probe      *corev1.Probe
+	}{{"readiness", "/readyz", c.ReadinessProbe}, {"liveness", "/healthz", c.LivenessProbe}} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("no %s probe", p.name)
+			continue
+		}
+		g := p.probe.HTTPGet
+		if g.Host != host || g.Port.String() != port || g.Path != p.path {
+			t.Errorf("%s probe GET %s:%s%s; want %s:%s%s", p.name, g.Host, g.Port.String(), g.Path, host, port, p.path)
+		}
+	}
+	if len(c.Ports) != 0 {
+		t.Errorf("ports %v: coreguard listens on the node's loopback only", c.Ports)
+	}
+	// NRI off on a node: the pod starts, logs why and stays unready.
+	if hp := hostPaths["nri"]; hp == nil || hp.Type == nil || *hp.Type != corev1.HostPathDirectoryOrCreate {
+		t.Errorf("nri hostPath %+v: want type DirectoryOrCreate", hp)
 	}
 	// kubelet's root dir holds every pod's volumes, secrets among them:
 	// read-only all the way down where the runtime can.
@@ -346,6 +373,13 @@ func TestConfigMap(t *testing.T) {
 	for kind, on := range map[string]bool{"hostPID": spec.HostPID, "hostIPC": spec.HostIPC, "hostNetwork": spec.HostNetwork} {
 		if on && !cfg.Admission.Allows(kind, ds.Namespace) {
 			t.Errorf("admission.%s does not allow %s, where coreguard's own DaemonSet runs", kind, ds.Namespace)
+		}
+	}
+	// Every field is written out, so admins see what they can set.
+	for _, f := range configFields(reflect.TypeFor[config.Config](), "") {
+		key := f[strings.LastIndex(f, ".")+1:]
+		if !regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(key) + `:`).MatchString(text) {
+			t.Errorf("the ConfigMap's config does not write out %s", f)
 		}
 	}
 	// The pre-installed plugin ships the same configuration.
@@ -608,12 +642,16 @@ func TestImageReproducible(t *testing.T) {
 	dir := t.TempDir()
 	var sums [2][32]byte
 	for i := range sums {
-		img, err := Image(bin, "v9.9.9", "amd64")
-		if err != nil {
-			t.Fatal(err)
+		var imgs []v1.Image
+		for _, arch := range []string{"amd64", "arm64"} {
+			img, err := Image(append(bin, arch...), "v9.9.9", arch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			imgs = append(imgs, img)
 		}
 		dst := filepath.Join(dir, "image.tar")
-		if err := WriteOCIArchive(img, "example.test/coreguard:v9", "v9", dst); err != nil {
+		if err := WriteOCIArchive(imgs, "example.test/coreguard:v9", "v9", dst); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(dst)
@@ -622,7 +660,7 @@ func TestImageReproducible(t *testing.T) {
 		}
 		sums[i] = sha256.Sum256(b)
 		if i == 0 {
-			checkArchive(t, b, img)
+			checkArchive(t, b, []string{"amd64", "arm64"})
 		}
 	}
 	if sums[0] != sums[1] {
@@ -631,8 +669,10 @@ func TestImageReproducible(t *testing.T) {
 }
 
 // checkArchive reads the tarball back: OCI layout, the name annotation
-// containerd imports by, the config the Dockerfile gives, the binary.
-func checkArchive(t *testing.T, archive []byte, img interface{ RawConfigFile() ([]byte, error) }) {
+// containerd imports by on an image index listing one image per
+// architecture, each manifest's config naming the platform the index
+// gives it, the config the Dockerfile gives, every blob present.
+func checkArchive(t *testing.T, archive []byte, arches []string) {
 	t.Helper()
 	files := map[string][]byte{}
 	tr := tar.NewReader(bytes.NewReader(archive))
@@ -653,42 +693,72 @@ func checkArchive(t *testing.T, archive []byte, img interface{ RawConfigFile() (
 	if string(files["oci-layout"]) != `{"imageLayoutVersion":"1.0.0"}` {
 		t.Errorf("oci-layout %q", files["oci-layout"])
 	}
-	var index struct {
-		Manifests []struct {
-			MediaType   string            `json:"mediaType"`
-			Digest      string            `json:"digest"`
-			Annotations map[string]string `json:"annotations"`
-		} `json:"manifests"`
+	type descriptor struct {
+		MediaType   string            `json:"mediaType"`
+		Digest      string            `json:"digest"`
+		Annotations map[string]string `json:"annotations"`
+		Platform    *struct {
+			OS           string `json:"os"`
+			Architecture string `json:"architecture"`
+		} `json:"platform"`
 	}
-	if err := json.Unmarshal(files["index.json"], &index); err != nil || len(index.Manifests) != 1 {
+	blob := func(d string) []byte {
+		b, ok := files["blobs/sha256/"+strings.TrimPrefix(d, "sha256:")]
+		if !ok || "sha256:"+sha256hex(b) != d {
+			t.Fatalf("blob %s missing or not what its digest says", d)
+		}
+		return b
+	}
+	var layout struct{ Manifests []descriptor }
+	if err := json.Unmarshal(files["index.json"], &layout); err != nil || len(layout.Manifests) != 1 {
 		t.Fatalf("index.json %s: %v", files["index.json"], err)
 	}
-	m := index.Manifests[0]
-	if m.Annotations["io.containerd.image.name"] != "example.test/coreguard:v9" || m.Annotations["org.opencontainers.image.ref.name"] != "v9" ||
-		m.MediaType != "application/vnd.oci.image.manifest.v1+json" {
-		t.Errorf("index entry %+v", m)
+	top := layout.Manifests[0]
+	if top.Annotations["io.containerd.image.name"] != "example.test/coreguard:v9" || top.Annotations["org.opencontainers.image.ref.name"] != "v9" ||
+		top.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Errorf("index.json entry %+v: want the image index, named", top)
 	}
-	if _, ok := files["blobs/sha256/"+strings.TrimPrefix(m.Digest, "sha256:")]; !ok {
-		t.Errorf("manifest blob %s missing", m.Digest)
+	var index struct {
+		MediaType string `json:"mediaType"`
+		Manifests []descriptor
 	}
-	raw, _ := img.RawConfigFile()
-	var cfg struct {
-		Architecture, OS string
-		Config           struct {
-			Entrypoint, Cmd, Env []string
-			User, WorkingDir     string
-			Labels               map[string]string
-		} `json:"config"`
+	if err := json.Unmarshal(blob(top.Digest), &index); err != nil || index.MediaType != "application/vnd.oci.image.index.v1+json" {
+		t.Fatalf("image index: %v (%s)", err, index.MediaType)
 	}
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
+	var got []string
+	for _, m := range index.Manifests {
+		if m.MediaType != "application/vnd.oci.image.manifest.v1+json" || m.Platform == nil || m.Platform.OS != "linux" {
+			t.Fatalf("index entry %+v", m)
+		}
+		got = append(got, m.Platform.Architecture)
+		var one struct {
+			Config descriptor   `json:"config"`
+			Layers []descriptor `json:"layers"`
+		}
+		if err := json.Unmarshal(blob(m.Digest), &one); err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Architecture, OS string
+			Config           struct {
+				Entrypoint, Cmd, Env []string
+				User, WorkingDir     string
+				Labels               map[string]string
+			} `json:"config"`
+		}
+		if err := json.Unmarshal(blob(one.Config.Digest), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cfg.Config.Entrypoint, Entrypoint) || !slices.Equal(cfg.Config.Cmd, Cmd) || cfg.Config.User != User ||
+			cfg.OS != m.Platform.OS || cfg.Architecture != m.Platform.Architecture || cfg.Config.Labels["org.opencontainers.image.version"] != "v9.9.9" {
+			t.Errorf("%s image config %+v", m.Platform.Architecture, cfg)
+		}
+		for _, l := range one.Layers {
+			blob(l.Digest)
+		}
 	}
-	if !slices.Equal(cfg.Config.Entrypoint, Entrypoint) || !slices.Equal(cfg.Config.Cmd, Cmd) || cfg.Config.User != User ||
-		cfg.OS != "linux" || cfg.Architecture != "amd64" || cfg.Config.Labels["org.opencontainers.image.version"] != "v9.9.9" {
-		t.Errorf("image config %+v", cfg)
-	}
-	if _, ok := files["blobs/sha256/"+sha256hex(raw)]; !ok {
-		t.Error("config blob missing")
+	if !slices.Equal(got, arches) {
+		t.Errorf("the index lists %v, want %v", got, arches)
 	}
 }
 
@@ -700,4 +770,23 @@ func sha256hex(b []byte) string {
 		out[2*i], out[2*i+1] = hexdigits[c>>4], hexdigits[c&15]
 	}
 	return string(out)
+}
+
+// configFields lists the configuration's fields by dotted JSON path, down
+// to the first field that is not a struct (rule lists are written as []).
+func configFields(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, configFields(f.Type, prefix+name+".")...)
+			continue
+		}
+		out = append(out, prefix+name)
+	}
+	return out
 }

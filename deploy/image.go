@@ -74,77 +74,60 @@ func binaryLayer(binary []byte) (v1.Layer, error) {
 	return ocilayer.Layer([]ocilayer.Entry{{Name: BinaryPath[1:], Mode: 0o755, Data: binary}}, gzip.BestCompression)
 }
 
-// WriteOCIArchive writes img as an OCI image-layout tarball holding one
-// image named ref ("ghcr.io/coreguard/coreguard:v0.1.0"): what
-// `ctr images import` and `kind load image-archive` read. containerd names
-// the image from the io.containerd.image.name annotation; the tag alone is
-// in org.opencontainers.image.ref.name (for skopeo, podman). The file is
-// written whole or not at all (temp file, rename), and is byte-for-byte
-// the same for the same image.
-func WriteOCIArchive(img v1.Image, ref, tag, dst string) (err error) {
-	manifest, err := img.RawManifest()
+// WriteOCIArchive writes images (one per platform) as an OCI image-layout
+// tarball holding one multi-platform image named ref
+// ("ghcr.io/coreguard/coreguard:v0.1.0"): an OCI image index listing each
+// image with the platform its config names. That is what `ctr images
+// import` and `kind load image-archive` read (each takes its node's
+// platform). containerd names the image from the io.containerd.image.name
+// annotation; the tag alone is in org.opencontainers.image.ref.name (for
+// skopeo, podman). The file is written whole or not at all (temp file,
+// rename), and is byte-for-byte the same for the same images.
+func WriteOCIArchive(images []v1.Image, ref, tag, dst string) (err error) {
+	if len(images) == 0 {
+		return fmt.Errorf("no image to write")
+	}
+	var files []archiveFile
+	have := map[v1.Hash]bool{}
+	blob := func(h v1.Hash, data func() (io.ReadCloser, error), size int64) {
+		if !have[h] {
+			have[h] = true
+			files = append(files, archiveFile{blobPath(h), data, size})
+		}
+	}
+	var manifests []v1.Descriptor
+	for _, img := range images {
+		d, err := imageBlobs(img, blob)
+		if err != nil {
+			return err
+		}
+		manifests = append(manifests, d)
+	}
+	indexJSON, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: manifests})
 	if err != nil {
 		return err
 	}
-	digest, err := img.Digest()
+	indexHash, _, err := v1.SHA256(bytes.NewReader(indexJSON))
 	if err != nil {
 		return err
 	}
-	config, err := img.RawConfigFile()
+	blob(indexHash, bytesOpener(indexJSON), int64(len(indexJSON)))
+	layout, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{{
+		MediaType: types.OCIImageIndex,
+		Size:      int64(len(indexJSON)),
+		Digest:    indexHash,
+		Annotations: map[string]string{
+			"io.containerd.image.name":          ref,
+			"org.opencontainers.image.ref.name": tag,
+		},
+	}}})
 	if err != nil {
 		return err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	mt, err := img.MediaType()
-	if err != nil {
-		return err
-	}
-	index := v1.IndexManifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIImageIndex,
-		Manifests: []v1.Descriptor{{
-			MediaType: mt,
-			Size:      int64(len(manifest)),
-			Digest:    digest,
-			Platform:  &v1.Platform{OS: cf.OS, Architecture: cf.Architecture},
-			Annotations: map[string]string{
-				"io.containerd.image.name":          ref,
-				"org.opencontainers.image.ref.name": tag,
-			},
-		}},
-	}
-	indexJSON, err := json.Marshal(index)
-	if err != nil {
-		return err
-	}
-	files := []archiveFile{
+	files = append([]archiveFile{
 		{"oci-layout", bytesOpener([]byte(`{"imageLayoutVersion":"1.0.0"}`)), -1},
-		{"index.json", bytesOpener(indexJSON), -1},
-		{blobPath(digest), bytesOpener(manifest), -1},
-	}
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return err
-	}
-	files = append(files, archiveFile{blobPath(cfgName), bytesOpener(config), -1})
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return err
-		}
-		size, err := l.Size()
-		if err != nil {
-			return err
-		}
-		files = append(files, archiveFile{blobPath(d), l.Compressed, size})
-	}
+		{"index.json", bytesOpener(layout), -1},
+	}, files...)
 
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
@@ -200,6 +183,54 @@ func WriteOCIArchive(img v1.Image, ref, tag, dst string) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), dst)
+}
+
+// imageBlobs hands blob one image's manifest, config and layers, and
+// returns the manifest's descriptor with the platform its config names.
+func imageBlobs(img v1.Image, blob func(v1.Hash, func() (io.ReadCloser, error), int64)) (v1.Descriptor, error) {
+	manifest, err := img.RawManifest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	blob(digest, bytesOpener(manifest), int64(len(manifest)))
+	blob(cfgName, bytesOpener(config), int64(len(config)))
+	layers, err := img.Layers()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		blob(d, l.Compressed, size)
+	}
+	return v1.Descriptor{MediaType: mt, Size: int64(len(manifest)), Digest: digest,
+		Platform: &v1.Platform{OS: cf.OS, Architecture: cf.Architecture}}, nil
 }
 
 // archiveFile is one file of the layout tarball; size -1 is unchecked.

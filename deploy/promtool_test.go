@@ -12,8 +12,9 @@ import (
 )
 
 // promtool finds Prometheus' own checker: $COREGUARD_PROMTOOL, else the
-// one hack/install-promtool.sh builds into the cache, else PATH's. Without
-// one the test skips, unless COREGUARD_REQUIRE_PROMTOOL=1 (make check).
+// one hack/install-promtool.sh builds into the cache (make deps-tools),
+// else PATH's. Without one the test skips, or fails when
+// COREGUARD_REQUIRE_TOOLS=1 (make check).
 func promtool(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("COREGUARD_PROMTOOL"); p != "" {
@@ -29,8 +30,8 @@ func promtool(t *testing.T) string {
 	if p, err := exec.LookPath("promtool"); err == nil {
 		return p
 	}
-	msg := "no promtool: make deps-promtool builds it (or set COREGUARD_PROMTOOL)"
-	if os.Getenv("COREGUARD_REQUIRE_PROMTOOL") == "1" {
+	msg := "no promtool: make deps-tools builds it (or set COREGUARD_PROMTOOL)"
+	if os.Getenv("COREGUARD_REQUIRE_TOOLS") == "1" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)

@@ -2,9 +2,10 @@
 # Builds promtool, Prometheus' own checker, from the Prometheus module through
 # the Go module proxy into a cache dir, for the tests that check the shipped
 # alerts and dashboard with it (deploy/promtool_test.go: `promtool check
-# rules`, `promtool test rules`, `promtool check metrics`). Idempotent: a
-# promtool already built at this version is kept. Works as any user with
-# COREGUARD_CACHE set to a writable dir.
+# rules`, `promtool test rules`, `promtool check metrics`); install-tools.sh
+# (make deps-tools) runs it. Idempotent: a promtool already built at this
+# version is kept. Works as any user with COREGUARD_CACHE set to a writable
+# dir.
 #
 # The tests find it through COREGUARD_PROMTOOL, by default
 # $CACHE/promtool/bin/promtool, a symlink this script points at the version

@@ -2,6 +2,9 @@ package kernel
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -18,7 +21,7 @@ func TestDefaultVerdicts(t *testing.T) {
 		{"5.4.0-1045-aws", "not-buggy", "mainline-5.4"},
 		{"4.14.154-128.181.amzn2.x86_64", "not-buggy", "amzn2-4.14"},
 		{"3.10.0-1062.8.1.el7.x86_64", "not-buggy", "rhel-7"},
-		{"4.15.0-67-generic", "not-buggy", "ubuntu-4.15"},
+		{"4.15.0-69-generic", "not-buggy", "ubuntu-4.15"},
 		{"6.8.0-rc3", "not-buggy", "mainline-5.4"},
 		{"5.4", "not-buggy", "mainline-5.4"},
 		{"4.19.0-6-amd64", "unknown", "distro-unverified"},
@@ -31,17 +34,40 @@ func TestDefaultVerdicts(t *testing.T) {
 		{"6.1.0-18-amd64", "not-buggy", "mainline-5.4"},
 		{"5.15.142-flatcar", "not-buggy", "mainline-5.4"},
 		{"5.14.0-362.8.1.el9_3.x86_64", "not-buggy", "mainline-5.4"},
+		{"5.4.16", "not-buggy", "mainline-5.4"},                       // Bottlerocket v0.3.0's kernel, its first public release
+		{"5.14.21-150400.24.46-default", "not-buggy", "mainline-5.4"}, // SLES 15 SP4
 
-		// ubuntu-4.15: fixed in 4.15.0-67, main-kernel ABIs below 1000.
+		// ubuntu-4.4: the tracker marks Ubuntu's 4.4 kernels not affected.
+		{"4.4.0-170-generic", "not-buggy", "ubuntu-4.4"},
+		{"4.4.0-1001-aws", "not-buggy", "ubuntu-4.4"},
+
+		// ubuntu-4.15: fixed in 4.15.0-69 (the tracker: 4.15.0-69.78),
+		// main-kernel ABIs below 1000. Flavours: TestUbuntuFlavourRules.
 		{"4.15.0-66-generic", "buggy", "ubuntu-4.15"},
+		{"4.15.0-68-generic", "buggy", "ubuntu-4.15"},
 		{"4.15.0-20-lowlatency", "buggy", "ubuntu-4.15"},
 		{"4.15.0-999-generic", "not-buggy", "ubuntu-4.15"},
-		{"4.15.0-1050-aws", "unknown", "distro-unverified"},
+		{"4.15.0-1050-aws", "buggy", "ubuntu-4.15-aws"},
+		{"4.15.0-1050-ibm", "unknown", "distro-unverified"}, // a flavour the tracker does not list
+
+		// ubuntu-5.0: fixed in 5.0.0-38 (USN-4226-1).
+		{"5.0.0-37-generic", "buggy", "ubuntu-5.0"},
+		{"5.0.0-38-generic", "not-buggy", "ubuntu-5.0"},
+		{"5.0.0-43-lowlatency", "not-buggy", "ubuntu-5.0"},
 
 		// ubuntu-5.3: fixed in 5.3.0-24.
 		{"5.3.0-23-generic", "buggy", "ubuntu-5.3"},
 		{"5.3.0-24-generic", "not-buggy", "ubuntu-5.3"},
-		{"5.3.0-1008-azure", "unknown", "distro-unverified"},
+		{"5.3.0-1008-azure", "not-buggy", "ubuntu-5.3-azure"},
+		{"5.3.0-1011-gke", "not-buggy", "ubuntu-5.3-gke"},
+		{"4.18.0-1025-azure", "unknown", "distro-unverified"}, // bionic's 4.18 azure kernels: no tracker entry
+
+		// rhel-8: fixed in 4.18.0-193.el8 (RHSA-2020:1769).
+		{"4.18.0-80.el8.x86_64", "buggy", "rhel-8"},
+		{"4.18.0-147.el8.x86_64", "buggy", "rhel-8"},
+		{"4.18.0-147.2.1.el8_1.x86_64", "buggy", "rhel-8"},
+		{"4.18.0-193.el8.x86_64", "not-buggy", "rhel-8"},
+		{"4.18.0-372.9.1.el8_6.x86_64", "not-buggy", "rhel-8"},
 
 		// rhel-7: fixed in 3.10.0-1062.8.1.el7.
 		{"3.10.0-1062.7.1.el7.x86_64", "buggy", "rhel-7"},
@@ -89,18 +115,36 @@ func TestDefaultVerdicts(t *testing.T) {
 		{"4.17.19", "not-buggy", "upstream-before-4.18"},
 		{"4.17.0-rc1", "not-buggy", "upstream-before-4.18"},
 		{"4.9.200", "not-buggy", "upstream-before-4.18"},
+		{"3.16.60", "not-buggy", "upstream-before-4.18"},
 		{"3.16.81", "not-buggy", "upstream-before-4.18"},
+
+		// stable-3.16: 512ac999d275 from 3.16.61, reverted in 3.16.81.
+		{"3.16.61", "buggy", "stable-3.16"},
+		{"3.16.80", "buggy", "stable-3.16"},
 		{"2.6.32.27", "not-buggy", "upstream-before-4.18"},
 
 		// distro-unverified: distribution kernels below 5.4 without a row.
-		{"4.18.0-147.el8.x86_64", "unknown", "distro-unverified"},
-		{"4.18.0-147.2.1.el8_1.x86_64", "unknown", "distro-unverified"},
 		{"4.14.35-1902.10.2.el7uek.x86_64", "unknown", "distro-unverified"},
-		{"4.4.0-170-generic", "unknown", "distro-unverified"},
+		{"3.16.0-10-amd64", "unknown", "distro-unverified"},
 		{"4.19.0-8-amd64", "unknown", "distro-unverified"},
 		{"4.19.84-1-custom", "unknown", "distro-unverified"},
 		{"4.12.14-122.37-default", "unknown", "distro-unverified"},
 		{"2.6.32-754.el6.x86_64", "unknown", "distro-unverified"},
+
+		// Ubuntu flavours, a few by hand (all of them below).
+		{"4.15.0-1053-aws", "buggy", "ubuntu-4.15-aws"},
+		{"4.15.0-1054-aws", "not-buggy", "ubuntu-4.15-aws"},
+		{"5.0.0-1027-azure", "not-buggy", "ubuntu-5.0-azure"},
+		{"5.3.0-1007-azure", "buggy", "ubuntu-5.3-azure"},
+		{"5.0.0-1032-oem-osp1", "buggy", "ubuntu-5.0-oem-osp1"},
+	}
+	// Every Ubuntu flavour row: its last flagged ABI and its first fixed one.
+	for _, f := range ubuntuFlavourFixes {
+		fixed, _ := strconv.Atoi(f.fixedIn)
+		name := "ubuntu-" + f.branch + "-" + f.flavour
+		tests = append(tests,
+			struct{ release, verdict, rule string }{fmt.Sprintf("%s.0-%d-%s", f.branch, fixed-1, f.flavour), "buggy", name},
+			struct{ release, verdict, rule string }{fmt.Sprintf("%s.0-%d-%s", f.branch, fixed, f.flavour), "not-buggy", name})
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -137,6 +181,11 @@ func TestDefaultRulesHaveSources(t *testing.T) {
 		}
 		if r.Source == "" || r.Note == "" {
 			t.Errorf("rule %q has no source or note", r.Name)
+		}
+		for _, src := range strings.Split(r.Source, "; ") {
+			if u, err := url.Parse(src); err != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(src, " ()") {
+				t.Errorf("rule %q: source %q is not a URL", r.Name, src)
+			}
 		}
 		if names[r.Name] {
 			t.Errorf("rule %q twice", r.Name)
@@ -198,7 +247,7 @@ func TestPolicyAddRemove(t *testing.T) {
 
 	// Removing the catch-all leaves releases no rule covers: unknown, no rule.
 	p = Policy{Remove: []string{"distro-unverified"}}
-	if v := p.Decide("4.18.0-147.el8.x86_64"); v.Known || v.Rule != nil || !strings.Contains(v.Reason, "no rule covers el8 kernel") {
+	if v := p.Decide("4.12.14-122.37-default"); v.Known || v.Rule != nil || !strings.Contains(v.Reason, "no rule covers other kernel") {
 		t.Errorf("no rule: %+v", v)
 	}
 	// Removing a row lets the next one decide.
@@ -297,11 +346,23 @@ add:
 	if v := p.Decide("4.19.0-6-amd64"); v.String() != "buggy" {
 		t.Errorf("%+v", v)
 	}
-	if v := p.Decide("4.18.0-147.el8.x86_64"); v.Known || !v.Buggy {
+	if v := p.Decide("4.12.14-122.37-default"); v.Known || !v.Buggy {
 		t.Errorf("unknown: buggy not applied: %+v", v)
 	}
-	out, err := json.Marshal(DefaultRules()[1])
-	if err != nil || !strings.Contains(string(out), `"fixedIn":"4.15.0-67"`) || !strings.Contains(string(out), `"source":`) {
+	out, err := json.Marshal(ruleNamed(t, "ubuntu-4.15"))
+	if err != nil || !strings.Contains(string(out), `"fixedIn":"4.15.0-69"`) || !strings.Contains(string(out), `"source":`) {
 		t.Errorf("%s %v", out, err)
 	}
+}
+
+// ruleNamed returns the default rule of that name.
+func ruleNamed(t *testing.T, name string) Rule {
+	t.Helper()
+	for _, r := range DefaultRules() {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no default rule %q", name)
+	return Rule{}
 }

@@ -8,9 +8,12 @@
 //
 // Parse reads a kernel release string (uname -r) into a Release; a Policy
 // (the default table of rules, plus rules added and removed by the
-// configuration) decides a Verdict for it. Every rule says where it comes
-// from. A release no rule can decide, or that does not parse, is
-// "unknown", and the policy says what unknown means.
+// configuration) decides a Verdict for it. ReadProc reads a kernel from
+// procfs: its release and, where the distribution prints it (Debian's
+// /proc/version, Ubuntu's /proc/version_signature), the upstream version
+// it is built from, which decides when the release cannot. Every rule
+// says where it comes from (URLs). A release no rule can decide, or that
+// does not parse, is "unknown", and the policy says what unknown means.
 package kernel
 
 import (

@@ -30,5 +30,8 @@ func (p *Plugin) PretendOldRuntime() { p.unsolicited.Store(false) }
 // TakesUnsolicited is takesUnsolicited.
 var TakesUnsolicited = takesUnsolicited
 
+// HealthAddress is where /healthz and /readyz are served now.
+func (p *Plugin) HealthAddress() string { return p.health.address() }
+
 // NRIEvents are the handlers whose latency is exported from the start.
 var NRIEvents = nriEvents

@@ -3,16 +3,13 @@ package plugin_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/containerd/nri/pkg/api"
-	"github.com/sirupsen/logrus"
 
 	"github.com/coreguard/coreguard/plugin"
-	"github.com/coreguard/coreguard/topology/sysfsgen"
 )
 
 // TestSpecCheckHook: with a state dir (the DaemonSet's), coreguard copies
@@ -20,16 +17,8 @@ import (
 // to a container NRI cannot clear of being privileged, outside the
 // namespaces allowed privileged containers, and to no other.
 func TestSpecCheckHook(t *testing.T) {
-	topo, err := sysfsgen.BuildShape(sysfsgen.TwoCPUsTwoCores)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
 	state := t.TempDir()
-	empty := t.TempDir()
-	p, err := plugin.New(plugin.Options{Topology: topo, Log: log, StateDir: state, KernelRelease: "5.10.0",
-		Config: mustConfig(t, "cgroupRoot: "+empty+"\nkubeletRootDir: "+empty)})
+	p, err := newBarePlugin(t, "", plugin.Options{StateDir: state})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,9 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -68,9 +70,14 @@ type Options struct {
 	// Cgroups, when set, is the cgroup tree pod quotas are written to,
 	// instead of the configuration's cgroupRoot.
 	Cgroups quota.Cgroups
-	// KernelRelease is the kernel the CFS-bug verdict is made for. Default:
-	// the running kernel's.
+	// KernelRelease is the kernel the CFS-bug verdict is made for, as a
+	// release alone (no procfs readings). Default: the kernel ProcRoot shows.
 	KernelRelease string
+	// ProcRoot is the procfs the kernel is read from when KernelRelease is
+	// not set: its release and the upstream version the distribution
+	// prints, as `coreguard kernel` reads them (kernel.ReadProc). Default:
+	// /proc.
+	ProcRoot string
 	// Metrics collects coreguard's metrics. Default: a new set, served when
 	// the configuration in force has a metricsAddress.
 	Metrics *Metrics
@@ -89,7 +96,7 @@ type Options struct {
 
 // Overrides are command-line settings; "" leaves the configuration's.
 type Overrides struct {
-	SysfsRoot, CgroupRoot, MetricsAddress, LogLevel, LogFormat string
+	SysfsRoot, CgroupRoot, MetricsAddress, HealthAddress, LogLevel, LogFormat string
 }
 
 // on returns cfg with the overrides applied (cfg itself is not changed).
@@ -99,7 +106,7 @@ func (o Overrides) on(cfg *config.Config) *config.Config {
 		to   *string
 		from string
 	}{
-		{&c.SysfsRoot, o.SysfsRoot}, {&c.CgroupRoot, o.CgroupRoot}, {&c.MetricsAddress, o.MetricsAddress},
+		{&c.SysfsRoot, o.SysfsRoot}, {&c.CgroupRoot, o.CgroupRoot}, {&c.MetricsAddress, o.MetricsAddress}, {&c.HealthAddress, o.HealthAddress},
 		{&c.Log.Level, o.LogLevel}, {&c.Log.Format, o.LogFormat},
 	} {
 		if f.from != "" {
@@ -115,7 +122,7 @@ type Plugin struct {
 	log     *logrus.Entry
 	metrics *Metrics
 	logs    *logOutput
-	release string // the kernel the CFS-bug verdict is for ("" when unreadable)
+	kernel  kernel.Kernel // the kernel the CFS-bug verdict is for (Release "" when unreadable)
 	// policy is sent to the runtime when coreguard registers; Configure
 	// sets it from the configuration in force before the stub sends it.
 	policy *api.FailurePolicy
@@ -136,6 +143,11 @@ type Plugin struct {
 	// unsolicited: the runtime takes updates outside its requests safely
 	// (refresh.go); until it says which NRI it runs, it does not.
 	unsolicited atomic.Bool
+	// synced: Synchronize has run on the connection in force (/readyz).
+	synced atomic.Bool
+	// lastDialErr is the last failure to register, logged once (Run's loop).
+	lastDialErr string
+	health      endpoint // /healthz and /readyz (health.go)
 }
 
 // New checks the options against the machine and makes the plugin. A
@@ -165,14 +177,14 @@ func New(opts Options) (*Plugin, error) {
 		opts.HostNamespaces = admission.NewProcHostNamespaces("/proc")
 	}
 	p := &Plugin{opts: opts, log: opts.Log.WithField("plugin", opts.Name), metrics: opts.Metrics,
-		logs: newLogOutput(opts.Log, Preinstalled()), release: opts.KernelRelease,
+		logs: newLogOutput(opts.Log, Preinstalled()), kernel: kernel.Kernel{Release: opts.KernelRelease},
 		policy: &api.FailurePolicy{}, out: newOutbox()}
-	if p.release == "" {
-		r, err := kernel.Running()
+	if p.kernel.Release == "" {
+		k, err := kernel.ReadProc(procRoot(opts))
 		if err != nil {
 			p.log.WithError(err).Warn("cannot read the running kernel's release: its CFS throttling bug verdict is unknown (config kernel.unknown decides)")
 		}
-		p.release = r
+		p.kernel = k
 	}
 	var err error
 	if p.hookBinary, err = hookBinary(opts.StateDir); err != nil {
@@ -212,8 +224,14 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	health, err := p.health.prepare(cfg.HealthAddress)
+	if err != nil {
+		closeLogFile(logFile)
+		return fmt.Errorf("healthAddress: %w", err)
+	}
 	started, stopped, err := p.metrics.listen(cfg.MetricsAddress)
 	if err != nil {
+		health.abort()
 		closeLogFile(logFile)
 		return fmt.Errorf("metricsAddress: %w", err)
 	}
@@ -224,6 +242,13 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	}
 	if started != "" {
 		p.log.WithField("address", started).Info("serving metrics on /metrics")
+	}
+	started, stopped = health.commit(p.healthHandler())
+	if stopped != "" {
+		p.log.WithField("address", stopped).Info("no longer serving /healthz and /readyz there")
+	}
+	if started != "" {
+		p.log.WithField("address", started).Info("serving /healthz and /readyz")
 	}
 	verdict := p.verdict(cfg)
 	cg := p.opts.Cgroups
@@ -306,13 +331,14 @@ func (p *Plugin) Run(ctx context.Context) error {
 				return err
 			}
 			wait := backoff.next()
-			p.log.WithError(err).Warnf("cannot register with the runtime at %s; retrying in %s", p.opts.Socket, wait)
+			p.logDialError(err, wait)
 			if !sleep(ctx, wait) {
 				return nil
 			}
 			continue
 		}
 		backoff.reset()
+		p.lastDialErr = ""
 		p.setStub(st)
 		nriVersion := st.RuntimeNRIVersion()
 		if nriVersion == "" {
@@ -381,6 +407,9 @@ func (p *Plugin) setStub(s stub.Stub) {
 	p.mu.Lock()
 	p.stub = s
 	p.mu.Unlock()
+	if s == nil {
+		p.synced.Store(false) // the next connection synchronizes again
+	}
 	p.metrics.setConnected(s != nil)
 }
 
@@ -411,4 +440,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// logDialError reports a failure to register with the runtime: once,
+// loudly, and again only when it changes (a node with NRI off would
+// otherwise log every few seconds forever).
+func (p *Plugin) logDialError(err error, wait time.Duration) {
+	entry := p.log.WithError(err)
+	if err.Error() == p.lastDialErr {
+		entry.Debugf("cannot register with the runtime at %s; retrying in %s", p.opts.Socket, wait)
+		return
+	}
+	p.lastDialErr = err.Error()
+	if errors.Is(err, fs.ErrNotExist) {
+		entry.Warnf("no NRI socket at %s: is NRI enabled in the runtime's configuration (docs/install.md, step 1)? "+
+			"Retrying until it appears; not ready meanwhile", p.opts.Socket)
+		return
+	}
+	entry.Warnf("cannot register with the runtime at %s; retrying (not ready meanwhile)", p.opts.Socket)
 }

@@ -31,7 +31,7 @@ type harness struct {
 	rt      *nritest.Runtime
 	topo    *topology.Topology
 	cfg     *config.Config
-	extra   plugin.Options // Cgroups and KernelRelease for the quota tests
+	extra   plugin.Options // Cgroups, KernelRelease and ProcRoot for the quota tests
 	metrics *plugin.Metrics
 	plugin  *plugin.Plugin // the one running now
 	logs    *logtest.Hook  // what the running one logged
@@ -59,7 +59,7 @@ func newHarnessWith(t *testing.T, shape, cfgYAML string, extra plugin.Options) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	if extra.KernelRelease == "" {
+	if extra.KernelRelease == "" && extra.ProcRoot == "" {
 		extra.KernelRelease = release(false) // whatever kernel runs the tests
 	}
 	h := &harness{t: t, rt: nritest.Start(t), topo: topo, cfg: cfg, extra: extra}
@@ -77,7 +77,7 @@ func (h *harness) startPlugin() {
 	h.logs = logtest.NewLocal(log)
 	h.metrics = plugin.NewMetrics()
 	p, err := plugin.New(plugin.Options{Socket: h.rt.Socket, Config: h.cfg, Topology: h.topo, Log: log, Metrics: h.metrics,
-		Cgroups: h.extra.Cgroups, KernelRelease: h.extra.KernelRelease, RuntimeNRI: nritest.NRIVersion})
+		Cgroups: h.extra.Cgroups, KernelRelease: h.extra.KernelRelease, ProcRoot: h.extra.ProcRoot, RuntimeNRI: nritest.NRIVersion})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"io/fs"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,49 @@ func TestQuotaModes(t *testing.T) {
 			}
 			if q := h.rt.Container(g).Linux.Resources.Cpu.GetQuota().GetValue(); q != -1 {
 				t.Errorf("pinned container quota after kubelet's update %d, want -1", q)
+			}
+		})
+	}
+}
+
+// TestQuotaAutoReadsProcfs: the plugin reads its kernel from procfs as
+// `coreguard kernel` does, so Debian's upstream version decides the
+// verdict cfsQuota: auto acts on; the log names the kernel and the
+// upstream version, the metric the verdict and its rule.
+func TestQuotaAutoReadsProcfs(t *testing.T) {
+	for _, tt := range []struct {
+		tree      string
+		quota     int64
+		verdict   string
+		upstream  string
+		metricRow string
+	}{
+		{"debian-10.2", -1, "buggy", "upstream 4.19.67 from /proc/version",
+			`coreguard_kernel_cfs_bug{rule="stable-4.19",verdict="buggy"} 1`},
+		{"debian-10.3", 200000, "not-buggy", "upstream 4.19.98 from /proc/version",
+			`coreguard_kernel_cfs_bug{rule="stable-4.19",verdict="not-buggy"} 0`},
+	} {
+		t.Run(tt.tree, func(t *testing.T) {
+			cg := &fakeCgroups{quotas: map[string]int64{}}
+			h := newHarnessWith(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\ncfsQuota: auto",
+				plugin.Options{Cgroups: cg, ProcRoot: filepath.Join("..", "kernel", "testdata", "proc", tt.tree)})
+			pod := h.rt.RunPod(nritest.PodSpec{Name: "b", QoS: "burstable"})
+			cg.kubeletWrites(pod.Linux.CgroupParent, 200000)
+			c := h.create(pod, "app", burstable)
+			if q := h.rt.Container(c).Linux.Resources.Cpu.GetQuota().GetValue(); q != tt.quota {
+				t.Errorf("container quota %d, want %d", q, tt.quota)
+			}
+			logged := false
+			for _, e := range h.logs.AllEntries() {
+				if e.Data["verdict"] == tt.verdict && e.Data["basis"] == tt.upstream && e.Data["upstream"] == tt.upstream {
+					logged = true
+				}
+			}
+			if !logged {
+				t.Errorf("no verdict %s on %q logged", tt.verdict, tt.upstream)
+			}
+			if body := scrape(t, h.metrics); !strings.Contains(body, tt.metricRow) {
+				t.Errorf("metrics lack %s", tt.metricRow)
 			}
 		})
 	}

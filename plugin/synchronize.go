@@ -19,5 +19,6 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	if err != nil {
 		return nil, err
 	}
+	p.synced.Store(true)
 	return mergeUpdates(updates, d.quota.Sync(pods, ctrs, d.pinning.Pinned)), nil
 }

@@ -14,17 +14,18 @@ import (
 
 func configCommand() command {
 	return command{
-		name:  "config",
-		short: "Check a configuration file before rolling it out.",
-		args:  "FILE",
+		name:         "config",
+		short:        "Check a configuration file before rolling it out.",
+		args:         "FILE",
+		completeArgs: completions{files: true},
 		summary: "Check a configuration file as coreguard run would read it (strictly: every error names its\n" +
 			"field), and against this node's topology (or --sysfs-root's): reserved CPUs that are offline or\n" +
-			"leave no core to pin are errors. Prints the warnings coreguard would log and the configuration\n" +
-			"with every default filled in.\n" +
+			"leave no core to pin are errors. Prints the configuration with every default filled in, as YAML,\n" +
+			"and the warnings coreguard would log on stderr.\n" +
 			"Exit status: 0 when coreguard would run with it, 1 when it would refuse it, 2 for bad usage.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+		setup: func(fs *flag.FlagSet) runFunc {
 			root := fs.String("sysfs-root", "", "sysfs to check the configuration against (default: the file's sysfsRoot, /sys)")
-			return func(args []string, stdout io.Writer) error {
+			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) != 1 {
 					return usageError{"give one configuration file"}
 				}
@@ -44,9 +45,7 @@ func configCommand() command {
 				if err != nil {
 					return fmt.Errorf("%s: config does not fit this machine: %w", args[0], err)
 				}
-				for _, w := range append(a.Warnings(), cfg.Admission.Warnings()...) {
-					fmt.Fprintf(stdout, "warning: %s\n", w)
-				}
+				printWarnings(stderr, append(a.Warnings(), cfg.Admission.Warnings()...)...)
 				out, err := yaml.Marshal(cfg)
 				if err != nil {
 					return err

@@ -29,8 +29,19 @@ type command struct {
 	short   string // one line for 'coreguard help'
 	summary string // the whole description for 'coreguard CMD -h'
 
-	setup func(fs *flag.FlagSet) func(args []string, stdout io.Writer) error
+	setup func(fs *flag.FlagSet) runFunc
+
+	// completeArgs says what shell completion offers for the positional
+	// arguments (nothing when it is zero).
+	completeArgs completions
+	// internal commands are run by other programs (the OCI runtime), not
+	// people: help lists them, completion does not offer them.
+	internal bool
 }
+
+// runFunc runs a command with its positional arguments. Its answer goes to
+// stdout and warnings to stderr, so that stdout stays parseable.
+type runFunc func(args []string, stdout, stderr io.Writer) error
 
 func commands() []command {
 	return []command{
@@ -41,6 +52,7 @@ func commands() []command {
 		configCommand(),
 		throttleCommand(),
 		versionCommand(),
+		completionCommand(),
 		hookCommand(),
 	}
 }
@@ -53,6 +65,16 @@ func (e usageError) Error() string { return e.msg }
 // errFailed marks a command whose answer is "no" after it printed it
 // (e.g. a plan with an unmet request): exit 1 without another message.
 var errFailed = errors.New("failed")
+
+// printWarnings writes each warning on a line of its own to w, the command's
+// stderr: stdout holds only the answer, for scripts to parse.
+func printWarnings(w io.Writer, warnings ...string) {
+	for _, warning := range warnings {
+		if warning != "" {
+			fmt.Fprintf(w, "warning: %s\n", warning)
+		}
+	}
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -67,6 +89,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		printHelp(stderr)
 		return exitUsage
+	}
+	if isVersionFlag(args[0]) {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	name := args[0]
 	switch name {
@@ -98,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	err = runFn(positional, stdout)
+	err = runFn(positional, stdout, stderr)
 	var ue usageError
 	switch {
 	case err == nil:
@@ -113,6 +138,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coreguard %s: %v\n", c.name, err)
 		return exitFailed
 	}
+}
+
+// isVersionFlag: 'coreguard --version' is 'coreguard version', as people
+// expect of a command; -version too, since every flag of coreguard's takes
+// one dash or two. Not -v, which many tools read as verbose.
+func isVersionFlag(arg string) bool {
+	return arg == "--version" || arg == "-version"
 }
 
 // parseInterspersed parses flags anywhere among the arguments, as people
@@ -146,15 +178,24 @@ func lookup(name string) (command, bool) {
 
 // newFlagSet makes the flag set of a command with a usage text that lists
 // every flag with its default.
-func newFlagSet(c command, out io.Writer) (*flag.FlagSet, func([]string, io.Writer) error) {
+func newFlagSet(c command, out io.Writer) (*flag.FlagSet, runFunc) {
 	fs := flag.NewFlagSet("coreguard "+c.name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	runFn := c.setup(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "usage: coreguard %s [flags] %s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
-		fs.PrintDefaults()
+		fmt.Fprintf(out, "usage: coreguard %s [flags] %s\n\n%s\n", c.name, c.args, c.summary)
+		if hasFlags(fs) {
+			fmt.Fprintf(out, "\nflags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs, runFn
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
 }
 
 func printHelp(w io.Writer) {
@@ -165,4 +206,5 @@ func printHelp(w io.Writer) {
 	}
 	fmt.Fprintf(w, "  %-10s %s\n", "help", "show this text, or 'coreguard help COMMAND' for a command's flags")
 	fmt.Fprintf(w, "\nEvery command explains its flags with 'coreguard COMMAND -h'.\n")
+	fmt.Fprintf(w, "'coreguard --version' (or -version) prints what 'coreguard version' prints.\n")
 }

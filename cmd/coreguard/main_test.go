@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 	"github.com/coreguard/coreguard/topology/sysfsgen/sysfstest"
 )
@@ -29,6 +31,34 @@ func generated(t *testing.T, shape string) string {
 	return dir
 }
 
+// TestVersionFlag: --version and -version print what the version command
+// prints, and nothing else.
+func TestVersionFlag(t *testing.T) {
+	_, want, _ := runCLI("version")
+	tests := []struct {
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{[]string{"--version"}, exitOK, want, ""},
+		{[]string{"-version"}, exitOK, want, ""},
+		{[]string{"--version", "extra"}, exitUsage, "", `unexpected arguments ["extra"]`},
+		{[]string{"-v"}, exitUsage, "", `unknown command "-v"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(tt.args...)
+			if code != tt.code || out != tt.out || !strings.Contains(errOut, tt.err) || (tt.err == "" && errOut != "") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr with %q", code, out, errOut, tt.code, tt.out, tt.err)
+			}
+		})
+	}
+	if !strings.HasPrefix(want, "coreguard ") {
+		t.Errorf("coreguard version printed %q", want)
+	}
+}
+
 func TestHelpAndUsage(t *testing.T) {
 	tests := []struct {
 		args     []string
@@ -36,6 +66,7 @@ func TestHelpAndUsage(t *testing.T) {
 		out, err string
 	}{
 		{[]string{"help"}, 0, "commands:", ""},
+		{[]string{"--help"}, 0, "'coreguard --version' (or -version)", ""},
 		{[]string{"help", "plan"}, 0, "-odd-cpus", ""},
 		{[]string{"plan", "-h"}, 0, "", "-reserved"},
 		{[]string{"run", "-h"}, 0, "", "-socket"},
@@ -175,6 +206,10 @@ func TestPlan(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "[1 41]#1") || !strings.Contains(out, "[0 40]R") {
 		t.Errorf("human plan: exit %d\n%s", code, out)
 	}
+	code, out, errOut = runCLI("plan", "--sysfs-root", root, "--reserved", "0", "2")
+	if code != 0 || !strings.HasPrefix(out, "#1 ") || !strings.HasPrefix(errOut, "warning: reservedSystemCPUs 0 splits cores") {
+		t.Errorf("a reserved list that splits a core: exit %d, the warning belongs on stderr alone\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
 	code, _, errOut = runCLI("plan", "--sysfs-root", root, "--reserved", "3-1", "2")
 	if code != 2 || !strings.Contains(errOut, "--reserved") {
 		t.Errorf("bad --reserved: exit %d %s", code, errOut)
@@ -199,8 +234,9 @@ func contains(xs []string, x string) bool {
 }
 
 // TestKubeletStaticWarning: on a node where kubelet's CPU manager runs the
-// static policy, topology and plan say that coreguard does not pin there,
-// in the drawing and in the JSON.
+// static policy, topology and plan say that coreguard does not pin there:
+// on stderr beside the drawing (stdout is the answer alone), in "warnings"
+// in the JSON.
 func TestKubeletStaticWarning(t *testing.T) {
 	static := t.TempDir()
 	if err := os.WriteFile(filepath.Join(static, "cpu_manager_state"),
@@ -210,22 +246,48 @@ func TestKubeletStaticWarning(t *testing.T) {
 	none := t.TempDir() // no checkpoint: nothing to say
 	tree := generated(t, sysfsgen.IntelHT2S)
 	const want = "kubelet's CPU manager runs the static policy on this node"
-	for _, args := range [][]string{
-		{"topology", "--sysfs-root", tree},
-		{"topology", "--json", "--sysfs-root", tree},
-		{"plan", "--sysfs-root", tree, "2"},
-		{"plan", "--json", "--sysfs-root", tree, "2"},
-	} {
+	tests := []struct {
+		args   []string
+		asJSON bool
+	}{
+		{[]string{"topology", "--sysfs-root", tree}, false},
+		{[]string{"topology", "--json", "--sysfs-root", tree}, true},
+		{[]string{"plan", "--sysfs-root", tree, "2"}, false},
+		{[]string{"plan", "--json", "--sysfs-root", tree, "2"}, true},
+	}
+	for _, tt := range tests {
 		for _, dir := range []string{static, none} {
-			code, out, errOut := runCLI(append(args, "--kubelet-root-dir", dir)...)
+			code, out, errOut := runCLI(append(tt.args, "--kubelet-root-dir", dir)...)
 			if code != exitOK {
-				t.Fatalf("%v: exit %d: %s", args, code, errOut)
+				t.Fatalf("%v: exit %d: %s", tt.args, code, errOut)
 			}
-			if got := strings.Contains(out, want); got != (dir == static) {
-				t.Errorf("%v --kubelet-root-dir %s: warning shown %v, want %v:\n%s", args, dir, got, dir == static, out)
+			warned := errOut
+			if tt.asJSON {
+				warned = strings.Join(jsonWarnings(t, out), "\n")
+			}
+			if got := strings.Contains(warned, want); got != (dir == static) {
+				t.Errorf("%v --kubelet-root-dir %s: warning shown %v, want %v: stdout\n%s\nstderr\n%s", tt.args, dir, got, dir == static, out, errOut)
+			}
+			if !tt.asJSON && strings.Contains(out, "warning:") {
+				t.Errorf("%v: a warning on stdout (it belongs on stderr):\n%s", tt.args, out)
+			}
+			if tt.asJSON && errOut != "" {
+				t.Errorf("%v: stderr %q, want the warnings in the JSON only", tt.args, errOut)
 			}
 		}
 	}
+}
+
+// jsonWarnings is the "warnings" field of a JSON answer.
+func jsonWarnings(t *testing.T, out string) []string {
+	t.Helper()
+	var v struct {
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	return v.Warnings
 }
 
 // TestConfigCheck: `coreguard config FILE` says whether coreguard would run
@@ -248,7 +310,7 @@ func TestConfigCheck(t *testing.T) {
 		{"good", "reservedSystemCPUs: \"0\"\n", exitOK, "coreguard would run with it", ""},
 		{"defaults filled in", "", exitOK, "startTimeout: 60s", ""},
 		{"prefix pattern warned", "admission:\n  hostNetwork: [\"calico-*\"]\n", exitOK,
-			`warning: admission.hostNetwork[0]: "calico-*" allows every namespace`, ""},
+			"hostNetwork:\n  - calico-*", `warning: admission.hostNetwork[0]: "calico-*" allows every namespace`},
 		{"wrong-case key", "reservedSystemCpus: \"0\"\n", exitFailed, "", `unknown field "reservedSystemCpus"`},
 		{"bad value", "oddCPUs: sometimes\n", exitFailed, "", `oddCPUs: "sometimes" is not one of`},
 		{"does not fit this machine", "reservedSystemCPUs: \"0-1\"\n", exitFailed, "", "config does not fit this machine"},
@@ -258,6 +320,10 @@ func TestConfigCheck(t *testing.T) {
 			code, out, errOut := runCLI("config", "--sysfs-root", tree, write(tt.name+".yaml", tt.text))
 			if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errOut, tt.err) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q", code, out, errOut, tt.code, tt.out, tt.err)
+			}
+			var parsed map[string]any
+			if err := yaml.Unmarshal([]byte(out), &parsed); code == exitOK && (err != nil || parsed["oddCPUs"] == nil) {
+				t.Errorf("stdout is not the configuration as YAML (%v):\n%s", err, out)
 			}
 		})
 	}

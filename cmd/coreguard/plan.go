@@ -20,15 +20,15 @@ func planCommand() command {
 		summary: "Dry run: allocate exclusive CPUs for requests of N logical CPUs, in order, as coreguard would on\n" +
 			"this node (or on a saved sysfs tree), and show what each gets and what stays shared.\n" +
 			"Exit status: 0 when every request was met, 1 when one was not, 2 for bad usage.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+		setup: func(fs *flag.FlagSet) runFunc {
 			root := sysfsFlag(fs)
 			kubeletRoot := kubeletFlag(fs)
 			reserved := fs.String("reserved", "", "reserved CPUs never given out exclusively, as a Linux list (kubelet's reservedSystemCPUs), e.g. 0,40; widened to whole cores")
 			taken := fs.String("taken", "", "CPUs already held exclusively, as a Linux list; their cores are not free and split siblings are withheld")
-			odd := fs.String("odd-cpus", string(alloc.RoundUp), "what to do with requests that do not fill whole cores: round-up, isolate or reject")
-			isolated := fs.String("isolated-cpus", string(alloc.IsolatedExclusiveOnly), "use of isolcpus CPUs: exclusive-only (pinned containers only), exclude (never), ignore (like any CPU)")
-			asJSON := fs.Bool("json", false, `print {"allocations":[{"request":N,"cpus":"LIST"} or {"request":N,"error":"TEXT"}],"shared":"LIST",...}`)
-			return func(args []string, stdout io.Writer) error {
+			odd := choiceFlag(fs, "odd-cpus", string(alloc.RoundUp), "what to do with requests that do not fill whole cores: round-up, isolate or reject", alloc.OddCPUsValues)
+			isolated := choiceFlag(fs, "isolated-cpus", string(alloc.IsolatedExclusiveOnly), "use of isolcpus CPUs: exclusive-only (pinned containers only), exclude (never), ignore (like any CPU)", alloc.IsolatedCPUsValues)
+			asJSON := fs.Bool("json", false, `print JSON: {"allocations":[{"request":N,"cpus":"LIST"} or {"request":N,"error":"TEXT"}],"shared":"LIST",...}`)
+			return func(args []string, stdout, stderr io.Writer) error {
 				requests, err := parseRequests(args)
 				if err != nil {
 					return err
@@ -53,6 +53,7 @@ func planCommand() command {
 				if *asJSON {
 					err = writeJSON(stdout, res)
 				} else {
+					printWarnings(stderr, res.Warnings...)
 					err = drawPlan(stdout, t, takenSet, res)
 				}
 				if err == nil && !res.OK() {
@@ -81,10 +82,8 @@ func parseRequests(args []string) ([]int, error) {
 
 // drawPlan prints each request's outcome, then the topology with every core
 // tagged by who holds it: #N for request N, T for --taken, R for reserved.
+// The warnings are the caller's to print (to stderr).
 func drawPlan(w io.Writer, t *topology.Topology, taken cpuset.CPUSet, res alloc.PlanResult) error {
-	for _, warn := range res.Warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
 	holder := map[int]string{}
 	tag := func(cpus cpuset.CPUSet, label string) {
 		for cpu := range cpus.All() {

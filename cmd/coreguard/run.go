@@ -29,7 +29,7 @@ func runCommand() command {
 			"and its configuration from the runtime's plugin config dir, logs to the system journal (tag\n" +
 			"coreguard: journalctl -t coreguard) and to the configuration's log.file, and exits with the\n" +
 			"connection. Flags given here win over the same settings of the configuration in force.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+		setup: func(fs *flag.FlagSet) runFunc {
 			socket := fs.String("socket", plugin.DefaultSocket, "the runtime's NRI socket (external mode)")
 			cfgPath := fs.String("config", "", "YAML configuration file (default: built-in defaults; a configuration the runtime passes replaces it)")
 			stateDir := fs.String("state-dir", "", "keep the last configuration coreguard ran with here, to run on when the one given is refused at start, and the copy of coreguard the runtime runs as the spec-check hook: must be this same path on the host (default: none; a pre-installed coreguard keeps the configuration beside itself)")
@@ -37,11 +37,12 @@ func runCommand() command {
 			index := fs.String("index", plugin.DefaultIndex, "NRI plugin index (two digits; lower runs earlier)")
 			var o plugin.Overrides
 			fs.StringVar(&o.SysfsRoot, "sysfs-root", "", "sysfs to read the topology from (default: the configuration's sysfsRoot, /sys)")
-			fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (default: the configuration's log.level, info)")
-			fs.StringVar(&o.LogFormat, "log-format", "", "log format: text or json (default: the configuration's log.format, text)")
+			choiceVar(fs, &o.LogLevel, "log-level", "", "log level: debug, info, warn, error (default: the configuration's log.level, info)", config.LogLevels)
+			choiceVar(fs, &o.LogFormat, "log-format", "", "log format: text or json (default: the configuration's log.format, text)", config.LogFormats)
 			fs.StringVar(&o.MetricsAddress, "metrics-address", "", "serve Prometheus metrics on this host:port (default: the configuration's metricsAddress, off)")
+			fs.StringVar(&o.HealthAddress, "health-address", "", "serve /healthz and /readyz on this host:port (default: the configuration's healthAddress, off)")
 			fs.StringVar(&o.CgroupRoot, "cgroup-root", "", "cgroup file system root (default: the configuration's cgroupRoot, /sys/fs/cgroup)")
-			return func(args []string, _ io.Writer) error {
+			return func(args []string, _, _ io.Writer) error {
 				if len(args) > 0 {
 					return usageError{fmt.Sprintf("unexpected arguments %q", args)}
 				}
@@ -78,6 +79,9 @@ func checkOverrides(o *plugin.Overrides) error {
 	}
 	if why := config.NotHostPort(o.MetricsAddress); why != "" {
 		return fmt.Errorf("--metrics-address: %q %s", o.MetricsAddress, why)
+	}
+	if why := config.NotHostPort(o.HealthAddress); why != "" {
+		return fmt.Errorf("--health-address: %q %s", o.HealthAddress, why)
 	}
 	for _, p := range []*string{&o.SysfsRoot, &o.CgroupRoot} {
 		if *p != "" {

@@ -21,12 +21,12 @@ func throttleCommand() command {
 			"(its first 13 characters; --json has the whole id and the cgroup path).\n" +
 			"Only throttling by a container's own quota shows on its row: a container held back by its pod's\n" +
 			"quota is counted in the pod cgroup's cpu.stat.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+		setup: func(fs *flag.FlagSet) runFunc {
 			root := fs.String("cgroup-root", cgroups.DefaultRoot, "where the cgroup hierarchies are mounted (v1: the directory holding cpu/; v2: the cgroup2 mount)")
 			parent := fs.String("cgroup-parent", "", "only this cgroup subtree, as a cgroupfs path (/kubepods/burstable) or a systemd slice (kubepods-burstable.slice)")
 			top := fs.Int("top", 20, "show the N most throttled containers; 0 shows all")
-			asJSON := fs.Bool("json", false, `print [{"podUID","containerID","cgroup","periods","throttledPeriods","throttledRatio","throttledSeconds"}]`)
-			return func(args []string, stdout io.Writer) error {
+			asJSON := fs.Bool("json", false, `print JSON: [{"podUID","containerID","cgroup","periods","throttledPeriods","throttledRatio","throttledSeconds"}]`)
+			return func(args []string, stdout, _ io.Writer) error {
 				if len(args) > 0 {
 					return usageError{fmt.Sprintf("unexpected arguments %q", args)}
 				}

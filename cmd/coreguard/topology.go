@@ -17,11 +17,11 @@ func topologyCommand() command {
 		name:  "topology",
 		summary: "Show the host's CPU topology as coreguard reads it: sockets, NUMA nodes, L3 groups,\n" +
 			"physical cores with their sibling threads, isolated and offline CPUs.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
+		setup: func(fs *flag.FlagSet) runFunc {
 			root := sysfsFlag(fs)
 			kubeletRoot := kubeletFlag(fs)
 			asJSON := fs.Bool("json", false, "print one JSON object (sockets, numaNodes, llcGroups, cores, threads, online, coreList, isolated, ..., warnings) instead of the drawing")
-			return func(args []string, stdout io.Writer) error {
+			return func(args []string, stdout, stderr io.Writer) error {
 				if len(args) > 0 {
 					return usageError{fmt.Sprintf("unexpected arguments %q", args)}
 				}
@@ -36,9 +36,7 @@ func topologyCommand() command {
 						Warnings []string `json:"warnings,omitempty"`
 					}{topology.Summary(t), warnings})
 				}
-				for _, w := range warnings {
-					fmt.Fprintf(stdout, "warning: %s\n", w)
-				}
+				printWarnings(stderr, warnings...)
 				return topology.Draw(stdout, t, topology.DrawOptions{})
 			}
 		},

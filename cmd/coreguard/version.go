@@ -16,8 +16,8 @@ func versionCommand() command {
 		name:    "version",
 		short:   "Print coreguard's version.",
 		summary: "Print coreguard's version, Go version and platform.",
-		setup: func(fs *flag.FlagSet) func([]string, io.Writer) error {
-			return func(args []string, stdout io.Writer) error {
+		setup: func(fs *flag.FlagSet) runFunc {
+			return func(args []string, stdout, _ io.Writer) error {
 				if len(args) > 0 {
 					return usageError{fmt.Sprintf("unexpected arguments %q", args)}
 				}

@@ -9,6 +9,7 @@ package alloc
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/topology"
@@ -32,6 +33,11 @@ const (
 	Reject OddCPUs = "reject"
 )
 
+// OddCPUsValues are the OddCPUs there are, the default first: the one list
+// that New, the configuration and the command line's completion check or
+// offer.
+var OddCPUsValues = []string{string(RoundUp), string(Isolate), string(Reject)}
+
 // IsolatedCPUs says how CPUs isolated at boot (isolcpus=) are used.
 type IsolatedCPUs string
 
@@ -48,6 +54,10 @@ const (
 	// IsolatedIgnore treats isolated CPUs like all others, as kubelet does.
 	IsolatedIgnore IsolatedCPUs = "ignore"
 )
+
+// IsolatedCPUsValues are the IsolatedCPUs there are, the default first (see
+// OddCPUsValues).
+var IsolatedCPUsValues = []string{string(IsolatedExclusiveOnly), string(IsolatedExclude), string(IsolatedIgnore)}
 
 // Options configure an Allocator. The zero value is the default.
 type Options struct {
@@ -127,16 +137,11 @@ func New(t *topology.Topology, opts Options) (*Allocator, error) {
 	if a.isolated == "" {
 		a.isolated = IsolatedExclusiveOnly
 	}
-	switch a.odd {
-	case RoundUp, Isolate, Reject:
-	default:
-		return nil, fmt.Errorf("oddCPUs: %q is not one of %s, %s, %s", opts.OddCPUs, RoundUp, Isolate, Reject)
+	if !slices.Contains(OddCPUsValues, string(a.odd)) {
+		return nil, fmt.Errorf("oddCPUs: %q is not one of %s", opts.OddCPUs, strings.Join(OddCPUsValues, ", "))
 	}
-	switch a.isolated {
-	case IsolatedExclusiveOnly, IsolatedExclude, IsolatedIgnore:
-	default:
-		return nil, fmt.Errorf("isolatedCPUs: %q is not one of %s, %s, %s",
-			opts.IsolatedCPUs, IsolatedExclusiveOnly, IsolatedExclude, IsolatedIgnore)
+	if !slices.Contains(IsolatedCPUsValues, string(a.isolated)) {
+		return nil, fmt.Errorf("isolatedCPUs: %q is not one of %s", opts.IsolatedCPUs, strings.Join(IsolatedCPUsValues, ", "))
 	}
 	if len(t.Cores) == 0 {
 		return nil, fmt.Errorf("topology has no online cores")

@@ -6,6 +6,8 @@ package ocilayer
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -73,4 +75,25 @@ func Image(layer v1.Layer, arch string, configure func(*v1.ConfigFile)) (v1.Imag
 	cf.Config.WorkingDir = "/"
 	configure(cf)
 	return mutate.ConfigFile(img, cf)
+}
+
+// ReadFiles reads a tarball (an image layout) into memory by file name,
+// for the tests that check what was written.
+func ReadFiles(r io.Reader) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", h.Name, err)
+		}
+		files[h.Name] = b
+	}
 }

@@ -11,12 +11,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/coreguard/coreguard/internal/ocilayer"
 	"github.com/coreguard/coreguard/test/e2e/harness"
 )
 
@@ -31,6 +33,9 @@ func TestImage(t *testing.T) {
 	harness.SkipIfUnavailable(t, "")
 	tarPath := imageTar(t)
 	ref := imageRef(t, tarPath)
+	if got := imagePlatforms(t, tarPath); !slices.Equal(got, []string{"linux/amd64", "linux/arm64"}) {
+		t.Errorf("the image index holds %v, want linux/amd64 and linux/arm64", got)
+	}
 	forEachRuntime(t, func(t *testing.T, x expect) { testImage(t, x, tarPath, ref) })
 }
 
@@ -167,6 +172,49 @@ func imageRef(t *testing.T, tarPath string) string {
 		}
 		return ref
 	}
+}
+
+// imagePlatforms reads the tarball's image index and returns the platform
+// of each image in it, checking that each image's config names the same.
+func imagePlatforms(t *testing.T, tarPath string) []string {
+	t.Helper()
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files, err := ocilayer.ReadFiles(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type descriptor struct {
+		Digest   string `json:"digest"`
+		Platform struct {
+			OS           string `json:"os"`
+			Architecture string `json:"architecture"`
+		} `json:"platform"`
+	}
+	decode := func(name string, v any) {
+		if err := json.Unmarshal(files[name], v); err != nil {
+			t.Fatalf("%s in %s: %v", name, tarPath, err)
+		}
+	}
+	blob := func(d string) string { return "blobs/sha256/" + strings.TrimPrefix(d, "sha256:") }
+	var layout, index struct{ Manifests []descriptor }
+	decode("index.json", &layout)
+	decode(blob(layout.Manifests[0].Digest), &index)
+	var out []string
+	for _, m := range index.Manifests {
+		var manifest struct{ Config descriptor }
+		decode(blob(m.Digest), &manifest)
+		var cfg struct{ OS, Architecture string }
+		decode(blob(manifest.Config.Digest), &cfg)
+		if cfg.OS != m.Platform.OS || cfg.Architecture != m.Platform.Architecture {
+			t.Errorf("the index says %s/%s, the image's config %s/%s", m.Platform.OS, m.Platform.Architecture, cfg.OS, cfg.Architecture)
+		}
+		out = append(out, m.Platform.OS+"/"+m.Platform.Architecture)
+	}
+	return out
 }
 
 // waitExit waits for the container to exit and returns its exit code.

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,11 +16,9 @@ import (
 	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/test/node/cluster"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 // repoRoot is the module root (tests run in test/node).
@@ -160,11 +157,12 @@ func imageTar(t *testing.T, image, tag string) string {
 
 var imageLine = regexp.MustCompile(`(?m)^\s*image:\s*(\S+):(\S+)\s*$`)
 
-// TestNodeDaemonSet deploys coreguard from deploy/kubernetes/base with
-// `kubectl apply -k` (through an overlay pointing the DaemonSet's host
-// paths at this test's containerd and generated topology, and setting
-// reservedSystemCPUs and a metrics port in the ConfigMap), its image
-// imported from the image tarball.
+// TestNodeDaemonSet installs coreguard with `helm install` from
+// deploy/helm/coreguard (which renders deploy/kubernetes/base with its
+// defaults: deploy_test.go), values pointing its host paths at this test's
+// containerd and generated topology and setting reservedSystemCPUs and a
+// metrics port, its image imported from the image tarball; the rollout
+// waits for the readiness probe.
 func TestNodeDaemonSet(t *testing.T) {
 	c := startCluster(t, cluster.Options{})
 	root := repoRoot(t)
@@ -194,73 +192,36 @@ func TestNodeDaemonSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	stateDir := filepath.Join(c.Dir, "coreguard-state")
-	overlay := t.TempDir()
-	rel, err := filepath.Rel(overlay, base)
+	healthPort, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, overlay, "kustomization.yaml", fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - %s
-patches:
-  - path: daemonset-paths.yaml
-  - path: config.yaml
-  - path: state-dir.yaml
-    target: {kind: DaemonSet, name: coreguard}
-`, rel))
-	// The state dir holds the copy of coreguard the runtime runs as the
-	// spec-check hook, by its path on the host: as docs/install.md tells
-	// admins who move it, it is mounted at its host path and named so.
-	writeFile(t, overlay, "state-dir.yaml", stateDirPatch(t, ds, stateDir))
-	// Host paths: the private containerd's NRI socket dir, the generated
-	// topology, the cluster's kubelet root dir, coreguard's state dir and
-	// netns/ipcns dirs inside the cluster's dir (nothing on the host outside
-	// it). Their mountPropagation HostToContainer needs a
-	// shared or slave mount, and / is private on these VMs: kubelet's root
-	// dir, which kubelet bind-mounts onto itself as shared, is one.
-	writeFile(t, overlay, "daemonset-paths.yaml", fmt.Sprintf(`apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: coreguard
-  namespace: kube-system
-spec:
-  template:
-    spec:
-      volumes:
-        - name: nri
-          hostPath: {path: %q, type: Directory}
-        - name: sys-devices-system
-          hostPath: {path: %q, type: Directory}
-        - name: netns
-          hostPath: {path: %q, type: DirectoryOrCreate}
-        - name: ipcns
-          hostPath: {path: %q, type: DirectoryOrCreate}
-        - name: kubelet
-          hostPath: {path: %q, type: Directory}
-        - name: state
-          hostPath: {path: %q, type: DirectoryOrCreate}
-`, filepath.Dir(c.Runtime.NRISocket), filepath.Join(topo, "devices/system"),
-		filepath.Join(c.KubeletRoot, "test-netns"), filepath.Join(c.KubeletRoot, "test-ipcns"), c.KubeletRoot, stateDir))
-	writeFile(t, overlay, "config.yaml", fmt.Sprintf(`apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: coreguard
-  namespace: kube-system
-data:
-  config.yaml: |
-    reservedSystemCPUs: "0"
-    metricsAddress: "127.0.0.1:%d"
-`, port))
 	if filepath.Base(c.Runtime.NRISocket) != "nri.sock" {
 		t.Fatalf("the DaemonSet dials /var/run/nri/nri.sock; the runtime's socket is %s", c.Runtime.NRISocket)
 	}
+	// Installed from the chart as docs/install.md tells admins, with values
+	// for this node: host paths inside the cluster's dir (the private
+	// containerd's NRI socket dir, the generated topology, the cluster's
+	// kubelet root dir, coreguard's state dir, netns/ipcns dirs: nothing
+	// on the host outside it; their mountPropagation HostToContainer needs
+	// a shared or slave mount, and / is private on these VMs: kubelet's
+	// root dir, which kubelet bind-mounts onto itself as shared, is one),
+	// free ports, and reservedSystemCPUs.
 	t0 = time.Now()
-	if out, err := c.Kubectl(ctx, "apply", "-k", overlay); err != nil {
+	out, err := helmCmd(t, ctx, c, "install", "coreguard", filepath.Join(root, "deploy/helm/coreguard"), "--namespace", "kube-system",
+		"--set", "hostPaths.nriSocketDir="+filepath.Dir(c.Runtime.NRISocket),
+		"--set", "hostPaths.sysDevicesSystem="+filepath.Join(topo, "devices/system"),
+		"--set", "hostPaths.netns="+filepath.Join(c.KubeletRoot, "test-netns"),
+		"--set", "hostPaths.ipcns="+filepath.Join(c.KubeletRoot, "test-ipcns"),
+		"--set", "hostPaths.kubeletRootDir="+c.KubeletRoot,
+		"--set", "hostPaths.stateDir="+stateDir,
+		"--set", "health.port="+strconv.Itoa(healthPort),
+		"--set-string", "config.reservedSystemCPUs=0",
+		"--set-string", fmt.Sprintf("config.metricsAddress=127.0.0.1:%d", port))
+	if err != nil {
 		t.Fatal(err)
-	} else {
-		t.Logf("kubectl apply -k:\n%s", out)
 	}
+	t.Logf("helm install:\n%s", out)
 	if out, err := c.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "daemonset/coreguard", "--timeout=90s"); err != nil {
 		t.Fatal(err)
 	} else {
@@ -341,21 +302,25 @@ func podLogs(c *cluster.Cluster, p *corev1.Pod) string {
 	return b.String()
 }
 
-// stateDirPatch is a JSON patch that mounts the DaemonSet's state dir at
-// dir, its path on the host, and passes --state-dir=dir.
-func stateDirPatch(t *testing.T, manifest []byte, dir string) string {
+// helmCmd runs the helm hack/install-tools.sh builds against the cluster.
+func helmCmd(t *testing.T, ctx context.Context, c *cluster.Cluster, args ...string) (string, error) {
 	t.Helper()
-	var ds appsv1.DaemonSet
-	if err := yaml.Unmarshal(manifest, &ds); err != nil {
-		t.Fatal(err)
+	bin := os.Getenv("COREGUARD_HELM")
+	if bin == "" {
+		bin = "/var/cache/coreguard/helm-" + helmVersion + "/bin/helm"
 	}
-	ctr := ds.Spec.Template.Spec.Containers[0]
-	arg := slices.IndexFunc(ctr.Args, func(a string) bool { return strings.HasPrefix(a, "--state-dir=") })
-	mount := slices.IndexFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "state" })
-	if arg < 0 || mount < 0 {
-		t.Fatalf("the DaemonSet has no --state-dir argument (%d) or state mount (%d)", arg, mount)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("no helm at %s (make deps-tools builds it): %v", bin, err)
 	}
-	return fmt.Sprintf(`- {op: replace, path: /spec/template/spec/containers/0/args/%d, value: "--state-dir=%s"}
-- {op: replace, path: /spec/template/spec/containers/0/volumeMounts/%d/mountPath, value: %q}
-`, arg, dir, mount, dir)
+	home := t.TempDir()
+	cmd := exec.CommandContext(ctx, bin, append(args, "--kubeconfig", c.Kubeconfig)...)
+	cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home, "HELM_CACHE_HOME="+home, "HELM_DATA_HOME="+home)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
 }
+
+// helmVersion is the helm hack/install-tools.sh builds.
+const helmVersion = "v4.3.2"

@@ -1,15 +1,14 @@
 package images
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/coreguard/coreguard/internal/ocilayer"
 )
 
 // TestWriteTarball checks the layout shape `ctr images import` relies on
@@ -26,18 +25,9 @@ func TestWriteTarball(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	files := map[string][]byte{}
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
-		files[h.Name] = b
+	files, err := ocilayer.ReadFiles(f)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if _, ok := files["oci-layout"]; !ok {
 		t.Errorf("no oci-layout file; have %d entries", len(files))
