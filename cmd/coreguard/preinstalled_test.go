@@ -122,6 +122,7 @@ admission:
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, pid)
 	_, err = rt.Create(b, "unchecked", nritest.Resources{RequestMilli: 250})
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -156,6 +157,31 @@ func scrape(t *testing.T, log string) string {
 }
 
 // pluginPID finds the process running the executable at path.
+// waitStopped waits until every thread of pid is stopped (state T): a
+// stop signal takes effect on each thread on its own, after kill returns.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			// The state follows the command name in parentheses.
+			if i := strings.LastIndexByte(string(stat), ')'); err != nil || i < 0 || !strings.HasPrefix(string(stat[i+1:]), " T") {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("coreguard (pid %d) did not stop", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func pluginPID(t *testing.T, path string) int {
 	t.Helper()
 	entries, _ := os.ReadDir("/proc")
