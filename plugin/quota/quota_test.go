@@ -153,3 +153,28 @@ func TestReassertIsCounted(t *testing.T) {
 		t.Fatalf("stats %+v, want one re-assertion", stats)
 	}
 }
+
+// TestReportOneEntryPerSeries: containers sharing a pod and a name
+// (kubelet's retries of one that failed to start) and a pod recreated
+// under its name while the old sandbox ends give one entry each, so no
+// metric series repeats (a repeated one fails the whole scrape).
+func TestReportOneEntryPerSeries(t *testing.T) {
+	cg := memCgroups{"/kubepods/poda": 100000, "/kubepods/poda2": 100000}
+	d := New(Clear, false, cg, quiet(), nil)
+	pod, ctr := podAndContainer("a", "/kubepods/poda", 100000)
+	d.Create(pod, ctr, false, &api.ContainerAdjustment{})
+	_, retry := podAndContainer("a", "/kubepods/poda", 100000)
+	retry.Id = "ctr-a-retry"
+	d.Create(pod, retry, false, &api.ContainerAdjustment{})
+	again, ctr2 := podAndContainer("a", "/kubepods/poda2", 100000)
+	again.Id, ctr2.Id, ctr2.PodSandboxId = "pod-a-again", "ctr-a-again", "pod-a-again"
+	d.Create(again, ctr2, false, &api.ContainerAdjustment{})
+	want := []Container{{Namespace: "default", Pod: "a", Container: "app", Lifted: true, Reason: LiftedClear}}
+	if got := d.Containers(); !slices.Equal(got, want) {
+		t.Errorf("Containers() = %+v, want %+v", got, want)
+	}
+	wantPods := []Pod{{Namespace: "default", Pod: "a", Reason: LiftedClear}}
+	if got := d.LiftedPods(); !slices.Equal(got, wantPods) {
+		t.Errorf("LiftedPods() = %+v, want %+v", got, wantPods)
+	}
+}

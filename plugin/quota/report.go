@@ -75,10 +75,21 @@ func (d *Duty) Containers() []Container {
 		}
 		out = append(out, Container{Namespace: p.namespace, Pod: p.name, Container: c.name, Lifted: c.clear, Reason: c.reason})
 	}
+	// Several containers can share a pod and a name (kubelet's retries of
+	// one that failed, a pod recreated under its name while the old one
+	// ends): a metric series must not repeat, so they are one entry.
 	slices.SortFunc(out, func(a, b Container) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container))
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Container, b.Container),
+			cmp.Compare(boolRank(a.Lifted), boolRank(b.Lifted)), cmp.Compare(a.Reason, b.Reason))
 	})
-	return out
+	return slices.Compact(out)
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // LiftedPods lists the pods whose cgroup runs without quota, sorted.
@@ -91,8 +102,10 @@ func (d *Duty) LiftedPods() []Pod {
 			out = append(out, Pod{Namespace: p.namespace, Pod: p.name, Reason: p.reason})
 		}
 	}
+	// A pod recreated under its name has two sandboxes for a while: one
+	// entry (as Containers).
 	slices.SortFunc(out, func(a, b Pod) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Pod, b.Pod))
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Reason, b.Reason))
 	})
-	return out
+	return slices.Compact(out)
 }
