@@ -307,7 +307,7 @@ func helmCmd(t *testing.T, ctx context.Context, c *cluster.Cluster, args ...stri
 	t.Helper()
 	bin := os.Getenv("COREGUARD_HELM")
 	if bin == "" {
-		bin = "/var/cache/coreguard/helm-" + helmVersion + "/bin/helm"
+		bin = filepath.Join(harness.CacheDir(), "helm-"+helmVersion, "bin", "helm")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("no helm at %s (make deps-tools builds it): %v", bin, err)
