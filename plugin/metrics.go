@@ -1,7 +1,6 @@
 package plugin
 
 import (
-	"net"
 	"net/http"
 	"runtime"
 	"sync"
@@ -42,8 +41,7 @@ type Metrics struct {
 	mu     sync.Mutex
 	pinner *pinning.Pinner
 	quota  *quota.Duty
-	addr   string       // where /metrics is served ("" = not served)
-	srv    *http.Server // serving addr
+	server endpoint // where /metrics is served (the configuration's metricsAddress)
 }
 
 // nriEvents are the NRI handlers coreguard times: their latency series
@@ -127,35 +125,11 @@ func (m *Metrics) initLabelled() {
 	}
 }
 
-// listen serves /metrics on addr, the metricsAddress in force: a new
-// address replaces the old listener, "" stops serving. It fails only when
-// addr cannot be listened on, and then changes nothing. It returns what
-// changed, for the log: the address now listened on ("127.0.0.1:0" becomes
-// the port taken) and the one given up.
-func (m *Metrics) listen(addr string) (started, stopped string, err error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if addr == m.addr {
-		return "", "", nil
-	}
-	var srv *http.Server
-	if addr != "" {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return "", "", err
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(l) }()
-		started = l.Addr().String()
-	}
-	if m.srv != nil {
-		_ = m.srv.Close()
-		stopped = m.addr
-	}
-	m.addr, m.srv = addr, srv
-	return started, stopped, nil
+// handler serves /metrics.
+func (m *Metrics) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // setVerdict records the CFS-bug verdict in force: buggy is what

@@ -229,7 +229,7 @@ func (p *Plugin) apply(cfg *config.Config) error {
 		closeLogFile(logFile)
 		return fmt.Errorf("healthAddress: %w", err)
 	}
-	started, stopped, err := p.metrics.listen(cfg.MetricsAddress)
+	metrics, err := p.metrics.server.prepare(cfg.MetricsAddress)
 	if err != nil {
 		health.abort()
 		closeLogFile(logFile)
@@ -237,6 +237,7 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	}
 	// Nothing fails from here on.
 	p.logs.set(cfg.Log, logFile)
+	started, stopped := metrics.commit(p.metrics.handler())
 	if stopped != "" {
 		p.log.WithField("address", stopped).Info("no longer serving metrics there")
 	}
