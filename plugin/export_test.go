@@ -25,7 +25,20 @@ func (p *Plugin) Holdings() map[string]cpuset.CPUSet {
 
 // PretendOldRuntime makes the plugin treat the connected runtime as one
 // whose NRI cannot take updates outside its requests (refresh.go).
-func (p *Plugin) PretendOldRuntime() { p.unsolicited.Store(false) }
+// It waits for the connection, whose registration would otherwise set the
+// runtime's own answer over this one.
+func (p *Plugin) PretendOldRuntime() {
+	for {
+		p.mu.Lock()
+		connected := p.stub != nil
+		p.mu.Unlock()
+		if connected {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.unsolicited.Store(false)
+}
 
 // TakesUnsolicited is takesUnsolicited.
 var TakesUnsolicited = takesUnsolicited

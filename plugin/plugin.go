@@ -340,7 +340,6 @@ func (p *Plugin) Run(ctx context.Context) error {
 		}
 		backoff.reset()
 		p.lastDialErr = ""
-		p.setStub(st)
 		nriVersion := st.RuntimeNRIVersion()
 		if nriVersion == "" {
 			nriVersion = api.UnknownVersion // the runtime said none, and its name and version told NRI nothing
@@ -348,7 +347,10 @@ func (p *Plugin) Run(ctx context.Context) error {
 		if nriVersion == api.UnknownVersion && p.opts.RuntimeNRI != "" {
 			nriVersion = p.opts.RuntimeNRI
 		}
+		// Known before the connection is published: whoever sees the stub
+		// sees what the runtime takes.
 		p.unsolicited.Store(takesUnsolicited(nriVersion))
+		p.setStub(st)
 		p.log.WithFields(logrus.Fields{"socket": p.opts.Socket, "runtimeNRI": nriVersion,
 			"updatesOutsideRequests": p.unsolicited.Load()}).Info("registered with the runtime")
 		if !p.unsolicited.Load() && p.currentConfig().SharedPoolUpdates == "after-response" {
