@@ -215,6 +215,19 @@ func TestChartValues(t *testing.T) {
 				t.Errorf("image %s", img)
 			}
 		}, ""},
+		{"NRI left as it is by default", nil, func(t *testing.T, r rendered) {
+			if ic := r.daemonSet.Spec.Template.Spec.InitContainers; len(ic) != 0 {
+				t.Errorf("init containers without asking: %v", ic)
+			}
+		}, ""},
+		{"NRI turned on in containerd's config", []string{"--set", "nri.patchRuntimeConfig=true", "--set", "hostPaths.dbusSocket=/var/run/dbus/system_bus_socket"}, func(t *testing.T, r rendered) {
+			checkEnableNRI(t, r, []string{"--runtime=containerd", "--containerd-config=/host/runtime-config/config.toml"}, "/etc/containerd", "/var/run/dbus/system_bus_socket")
+		}, ""},
+		{"NRI turned on by a CRI-O drop-in", []string{"--set", "nri.patchRuntimeConfig=true", "--set", "nri.runtime=crio", "--set", "hostPaths.crioConfigDir=/etc/crio/other.d"}, func(t *testing.T, r rendered) {
+			checkEnableNRI(t, r, []string{"--runtime=crio", "--crio-config-dir=/host/runtime-config"}, "/etc/crio/other.d", "/run/dbus/system_bus_socket")
+		}, ""},
+		{"NRI on an unknown runtime", []string{"--set", "nri.patchRuntimeConfig=true", "--set", "nri.runtime=docker"}, nil,
+			`nri.runtime "docker": want containerd or crio`},
 		{"a namespace coreguard's own admission refuses", []string{"--namespace", "coreguard-system"}, nil,
 			`config.admission.hostPID [kube-system] does not allow namespace "coreguard-system"`},
 		{"a namespace allowed", []string{"--namespace", "coreguard-system", "--set", "config.admission.hostPID={kube-system,coreguard-system}",
@@ -238,6 +251,46 @@ func TestChartValues(t *testing.T) {
 			}
 			tt.check(t, r)
 		})
+	}
+}
+
+// checkEnableNRI: the enable-nri init container runs coreguard's image with
+// args, the runtime's config dir and the D-Bus socket mounted from the
+// host, and the same locked-down security context as coreguard itself.
+func checkEnableNRI(t *testing.T, r rendered, args []string, configDir, dbus string) {
+	t.Helper()
+	spec := r.daemonSet.Spec.Template.Spec
+	if len(spec.InitContainers) != 1 {
+		t.Fatalf("init containers %v, want enable-nri", spec.InitContainers)
+	}
+	ic, main := spec.InitContainers[0], spec.Containers[0]
+	if ic.Name != "enable-nri" || ic.Image != main.Image || len(ic.Args) == 0 || ic.Args[0] != "enable-nri" {
+		t.Errorf("init container %s %s %q", ic.Name, ic.Image, ic.Args)
+	}
+	for _, a := range append(args, "--nri-socket=/var/run/nri/nri.sock") {
+		if !slices.Contains(ic.Args, a) {
+			t.Errorf("init container args %q lack %s", ic.Args, a)
+		}
+	}
+	if !reflect.DeepEqual(ic.SecurityContext, main.SecurityContext) {
+		t.Errorf("init container security context %+v, coreguard's %+v", ic.SecurityContext, main.SecurityContext)
+	}
+	hostPath := map[string]string{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			hostPath[v.Name] = v.HostPath.Path
+		}
+	}
+	mounts := map[string]string{}
+	for _, m := range ic.VolumeMounts {
+		mounts[m.MountPath] = hostPath[m.Name]
+	}
+	want := map[string]string{"/var/run/nri": "/var/run/nri", "/host/runtime-config": configDir, "/host/dbus/system_bus_socket": dbus}
+	if !reflect.DeepEqual(mounts, want) {
+		t.Errorf("init container mounts (path: host path) %v, want %v", mounts, want)
+	}
+	if len(ic.Env) != 1 || ic.Env[0].Name != "DBUS_SYSTEM_BUS_ADDRESS" || ic.Env[0].Value != "unix:path=/host/dbus/system_bus_socket" {
+		t.Errorf("init container env %v", ic.Env)
 	}
 }
 

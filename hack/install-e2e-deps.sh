@@ -46,6 +46,20 @@ else
 	log "installed containernetworking-plugins $(dpkg-query -W -f='${Version}' containernetworking-plugins)"
 fi
 
+# TestEnableNRI and TestNodeDaemonSetEnablesNRI run a private dbus-daemon
+# (systemd's manager is played on it: test/e2e/systemdbus).
+if command -v dbus-daemon >/dev/null; then
+	log "dbus-daemon present: $(command -v dbus-daemon)"
+else
+	log "dbus-daemon missing: installing with apt-get"
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dbus-daemon; then
+		apt-get update || die "apt-get update failed"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dbus-daemon ||
+			die "apt-get install dbus-daemon failed"
+	fi
+	command -v dbus-daemon >/dev/null || die "dbus-daemon missing after apt-get install"
+fi
+
 have_all=1
 for b in containerd containerd-shim-runc-v2 ctr; do
 	[ -x "${BIN}/${b}" ] || have_all=0

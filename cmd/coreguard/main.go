@@ -53,6 +53,7 @@ func commands() []command {
 		throttleCommand(),
 		versionCommand(),
 		completionCommand(),
+		enableNRICommand(),
 		hookCommand(),
 	}
 }

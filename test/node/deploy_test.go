@@ -7,13 +7,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coreguard/coreguard/runtimeconfig"
 	"github.com/coreguard/coreguard/test/e2e/coreguard"
 	"github.com/coreguard/coreguard/test/e2e/harness"
+	"github.com/coreguard/coreguard/test/e2e/systemdbus"
 	"github.com/coreguard/coreguard/test/node/cluster"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
 	corev1 "k8s.io/api/core/v1"
@@ -165,96 +168,7 @@ var imageLine = regexp.MustCompile(`(?m)^\s*image:\s*(\S+):(\S+)\s*$`)
 // waits for the readiness probe.
 func TestNodeDaemonSet(t *testing.T) {
 	c := startCluster(t, cluster.Options{})
-	root := repoRoot(t)
-	base := filepath.Join(root, "deploy/kubernetes/base")
-	ds, err := os.ReadFile(filepath.Join(base, "daemonset.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := imageLine.FindSubmatch(ds)
-	if m == nil {
-		t.Fatalf("no image: line in %s/daemonset.yaml", base)
-	}
-	image, tag := string(m[1]), string(m[2])
-	tar := imageTar(t, image, tag)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	t0 := time.Now()
-	if out, err := exec.CommandContext(ctx, filepath.Join(harness.BinDir(), "ctr"), "--address", c.Runtime.Address,
-		"-n", "k8s.io", "images", "import", tar).CombinedOutput(); err != nil {
-		t.Fatalf("ctr import %s: %v\n%s", tar, err, out)
-	}
-	t.Logf("imported %s:%s from %s in %v", image, tag, tar, time.Since(t0).Round(time.Millisecond))
-
-	topo := topologyDir(t, sysfsgen.TwoCPUsTwoCores)
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stateDir := filepath.Join(c.Dir, "coreguard-state")
-	healthPort, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if filepath.Base(c.Runtime.NRISocket) != "nri.sock" {
-		t.Fatalf("the DaemonSet dials /var/run/nri/nri.sock; the runtime's socket is %s", c.Runtime.NRISocket)
-	}
-	// Installed from the chart as docs/install.md tells admins, with values
-	// for this node: host paths inside the cluster's dir (the private
-	// containerd's NRI socket dir, the generated topology, the cluster's
-	// kubelet root dir, coreguard's state dir, netns/ipcns dirs: nothing
-	// on the host outside it; their mountPropagation HostToContainer needs
-	// a shared or slave mount, and / is private on these VMs: kubelet's
-	// root dir, which kubelet bind-mounts onto itself as shared, is one),
-	// free ports, and reservedSystemCPUs.
-	t0 = time.Now()
-	out, err := helmCmd(t, ctx, c, "install", "coreguard", filepath.Join(root, "deploy/helm/coreguard"), "--namespace", "kube-system",
-		"--set", "hostPaths.nriSocketDir="+filepath.Dir(c.Runtime.NRISocket),
-		"--set", "hostPaths.sysDevicesSystem="+filepath.Join(topo, "devices/system"),
-		"--set", "hostPaths.netns="+filepath.Join(c.KubeletRoot, "test-netns"),
-		"--set", "hostPaths.ipcns="+filepath.Join(c.KubeletRoot, "test-ipcns"),
-		"--set", "hostPaths.kubeletRootDir="+c.KubeletRoot,
-		"--set", "hostPaths.stateDir="+stateDir,
-		"--set", "health.port="+strconv.Itoa(healthPort),
-		"--set-string", "config.reservedSystemCPUs=0",
-		"--set-string", fmt.Sprintf("config.metricsAddress=127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("helm install:\n%s", out)
-	if out, err := c.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "daemonset/coreguard", "--timeout=90s"); err != nil {
-		t.Fatal(err)
-	} else {
-		t.Logf("%s(%v after apply)", out, time.Since(t0).Round(time.Millisecond))
-	}
-	pods, err := c.Client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=coreguard"})
-	if err != nil || len(pods.Items) != 1 {
-		t.Fatalf("coreguard pods: %v (%d)", err, len(pods.Items))
-	}
-	cgPod := pods.Items[0]
-	waitPod(t, c, "kube-system", cgPod.Name, "Ready", func(p *corev1.Pod) bool {
-		for _, cond := range p.Status.Conditions {
-			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
-				return true
-			}
-		}
-		return false
-	})
-	// Connected: coreguard logs its Synchronize with the runtime. (Read
-	// from kubelet's pod log dir: the API server cannot reach a kubelet
-	// listening on 127.0.0.1 only, so kubectl logs does not work here.)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		logs := podLogs(c, &cgPod)
-		if strings.Contains(logs, coreguard.SyncedMsg) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("coreguard pod never logged %q:\n%s", coreguard.SyncedMsg, logs)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	t.Logf("coreguard DaemonSet pod %s Ready and synchronized (%v after apply)", cgPod.Name, time.Since(t0).Round(time.Millisecond))
+	port := helmInstall(t, c)
 
 	createPod(t, c, podSpec{name: "shared", cpuReq: "100m", memReq: "32Mi"})
 	shared := waitRunning(t, c, "default", "shared")
@@ -289,6 +203,137 @@ func TestNodeDaemonSet(t *testing.T) {
 	if v, k := metric(metrics, "coreguard_exclusive_containers"); v != 1 {
 		t.Errorf("coreguard_exclusive_containers = %v (%s), want 1", v, k)
 	}
+}
+
+// TestNodeDaemonSetEnablesNRI: on a node whose containerd has NRI off in
+// its config, `helm install --set nri.patchRuntimeConfig=true` runs the
+// enable-nri init container, which turns NRI on in the node's config.toml
+// and restarts containerd through systemd's D-Bus API (played on a private
+// dbus-daemon: package systemdbus); kubelet carries on, coreguard's pod goes
+// Ready and pins.
+func TestNodeDaemonSetEnablesNRI(t *testing.T) {
+	c := startCluster(t, cluster.Options{Runtime: harness.Options{NRIOff: true}})
+	bus := systemdbus.Start(t, map[string]func() error{"containerd.service": c.Runtime.Restart})
+	if filepath.Base(c.Runtime.ConfigPath) != "config.toml" {
+		t.Fatalf("the init step patches config.toml; the runtime's config is %s", c.Runtime.ConfigPath)
+	}
+	helmInstall(t, c, "--set", "nri.patchRuntimeConfig=true",
+		"--set", "hostPaths.containerdConfigDir="+filepath.Dir(c.Runtime.ConfigPath),
+		"--set", "hostPaths.dbusSocket="+bus.Socket)
+	if got := bus.Restarts(); !slices.Equal(got, []string{"containerd.service"}) {
+		t.Errorf("restarted %v, want [containerd.service]", got)
+	}
+	if _, err := os.Stat(c.Runtime.ConfigPath + runtimeconfig.BackupSuffix); err != nil {
+		t.Errorf("containerd's config as it was: %v", err)
+	}
+	t.Logf("init container enable-nri:\n%s", podLogs(c, coreguardPod(t, c)))
+	createPod(t, c, guaranteed("pinned", "1"))
+	waitCpus(t, c, waitRunning(t, c, "default", "pinned"), "1")
+}
+
+// helmInstall installs coreguard from the chart as docs/install.md tells
+// admins, its image imported from the image tarball, with values for this
+// node (and extra --set arguments), waits for the rollout (the readiness
+// probe) and for coreguard's Synchronize, and returns its metrics port.
+func helmInstall(t *testing.T, c *cluster.Cluster, set ...string) int {
+	t.Helper()
+	root := repoRoot(t)
+	base := filepath.Join(root, "deploy/kubernetes/base")
+	ds, err := os.ReadFile(filepath.Join(base, "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := imageLine.FindSubmatch(ds)
+	if m == nil {
+		t.Fatalf("no image: line in %s/daemonset.yaml", base)
+	}
+	image, tag := string(m[1]), string(m[2])
+	tar := imageTar(t, image, tag)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	if out, err := exec.CommandContext(ctx, filepath.Join(harness.BinDir(), "ctr"), "--address", c.Runtime.Address,
+		"-n", "k8s.io", "images", "import", tar).CombinedOutput(); err != nil {
+		t.Fatalf("ctr import %s: %v\n%s", tar, err, out)
+	}
+	t.Logf("imported %s:%s from %s in %v", image, tag, tar, time.Since(t0).Round(time.Millisecond))
+
+	topo := topologyDir(t, sysfsgen.TwoCPUsTwoCores)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateDir := filepath.Join(c.Dir, "coreguard-state")
+	healthPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(c.Runtime.NRISocket) != "nri.sock" {
+		t.Fatalf("the DaemonSet dials /var/run/nri/nri.sock; the runtime's socket is %s", c.Runtime.NRISocket)
+	}
+	// Host paths inside the cluster's dir (the private containerd's NRI
+	// socket dir, the generated topology, the cluster's kubelet root dir,
+	// coreguard's state dir, netns/ipcns dirs: nothing on the host outside
+	// it; their mountPropagation HostToContainer needs a shared or slave
+	// mount, and / is private on these VMs: kubelet's root dir, which
+	// kubelet bind-mounts onto itself as shared, is one), free ports, and
+	// reservedSystemCPUs.
+	t0 = time.Now()
+	args := append([]string{"install", "coreguard", filepath.Join(root, "deploy/helm/coreguard"), "--namespace", "kube-system",
+		"--set", "hostPaths.nriSocketDir=" + filepath.Dir(c.Runtime.NRISocket),
+		"--set", "hostPaths.sysDevicesSystem=" + filepath.Join(topo, "devices/system"),
+		"--set", "hostPaths.netns=" + filepath.Join(c.KubeletRoot, "test-netns"),
+		"--set", "hostPaths.ipcns=" + filepath.Join(c.KubeletRoot, "test-ipcns"),
+		"--set", "hostPaths.kubeletRootDir=" + c.KubeletRoot,
+		"--set", "hostPaths.stateDir=" + stateDir,
+		"--set", "health.port=" + strconv.Itoa(healthPort),
+		"--set-string", "config.reservedSystemCPUs=0",
+		"--set-string", fmt.Sprintf("config.metricsAddress=127.0.0.1:%d", port)}, set...)
+	out, err := helmCmd(t, ctx, c, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("helm install:\n%s", out)
+	if out, err := c.Kubectl(ctx, "-n", "kube-system", "rollout", "status", "daemonset/coreguard", "--timeout=90s"); err != nil {
+		t.Fatalf("%v\ncoreguard pod's logs:\n%s", err, podLogs(c, coreguardPod(t, c)))
+	} else {
+		t.Logf("%s(%v after apply)", out, time.Since(t0).Round(time.Millisecond))
+	}
+	cgPod := coreguardPod(t, c)
+	waitPod(t, c, "kube-system", cgPod.Name, "Ready", func(p *corev1.Pod) bool {
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	// Connected: coreguard logs its Synchronize with the runtime. (Read
+	// from kubelet's pod log dir: the API server cannot reach a kubelet
+	// listening on 127.0.0.1 only, so kubectl logs does not work here.)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		logs := podLogs(c, cgPod)
+		if strings.Contains(logs, coreguard.SyncedMsg) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("coreguard pod never logged %q:\n%s", coreguard.SyncedMsg, logs)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("coreguard DaemonSet pod %s Ready and synchronized (%v after apply)", cgPod.Name, time.Since(t0).Round(time.Millisecond))
+	return port
+}
+
+// coreguardPod is the DaemonSet's one pod.
+func coreguardPod(t *testing.T, c *cluster.Cluster) *corev1.Pod {
+	t.Helper()
+	pods, err := c.Client.CoreV1().Pods("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=coreguard"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("coreguard pods: %v (%d)", err, len(pods.Items))
+	}
+	return &pods.Items[0]
 }
 
 // podLogs reads the logs kubelet keeps of the pod's containers.

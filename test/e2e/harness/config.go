@@ -94,7 +94,7 @@ func renderConfig(p paths, o Options) string {
 	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%s.options]\n  SystemdCgroup = false\n  Root = %s", NoHostDevicesHandler, q(p.RuncRoot))
 	w("")
 	w("[plugins.'io.containerd.nri.v1.nri']")
-	w("  disable = false")
+	w("  disable = %v", o.NRIOff)
 	w("  socket_path = %s", q(p.NRISocket))
 	w("  plugin_path = %s", q(p.PluginPath))
 	w("  plugin_config_path = %s", q(p.PluginConfigPath))

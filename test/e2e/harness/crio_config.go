@@ -124,7 +124,7 @@ func renderCRIOConfig(p crioPaths, o Options) string {
 	w("enable_metrics = false")
 	w("")
 	w("[crio.nri]")
-	w("enable_nri = true")
+	w("enable_nri = %v", !o.NRIOff)
 	w("nri_listen = %s", q(p.NRISocket))
 	w("nri_plugin_dir = %s", q(p.PluginPath))
 	w("nri_plugin_config_dir = %s", q(p.PluginConfigPath))

@@ -62,6 +62,12 @@ type Options struct {
 	// (pre-installed plugins, launched by containerd itself).
 	Plugins []PluginFile
 
+	// NRIOff starts the runtime with NRI turned off in its config (as
+	// containerd 1.7 and CRI-O before 1.30 ship): no NRI socket, no
+	// pre-installed plugin started, until the config turns it on and the
+	// runtime restarts.
+	NRIOff bool
+
 	// ExtraConfig is TOML appended verbatim to the generated config.
 	ExtraConfig string
 	// DropIns (CRI-O only) are files written into the private --config-dir

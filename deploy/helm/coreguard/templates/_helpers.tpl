@@ -39,3 +39,10 @@ release whose namespace is not among them (exactly or by a glob).
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/* nri.runtime names the runtime whose config the init step changes. */}}
+{{- define "coreguard.checkRuntime" -}}
+{{- if and .Values.nri.patchRuntimeConfig (not (has .Values.nri.runtime (list "containerd" "crio"))) -}}
+{{- fail (printf "nri.runtime %q: want containerd or crio" .Values.nri.runtime) -}}
+{{- end -}}
+{{- end -}}
