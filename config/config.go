@@ -38,15 +38,10 @@ type Config struct {
 	// which kubelet retries, so the pod starts once cores free up and is
 	// never silently run unpinned.
 	OnExhaustion Exhaustion `json:"onExhaustion,omitempty"`
-	// SharedPoolUpdates: when a pinning shrinks the shared pool (or a
-	// release grows it), every shared container's cpuset is updated
-	// in-response (default: in the same NRI answer that creates or stops
-	// the container, so no shared container ever runs on a newly pinned
-	// core) or after-response (sent right after it: creation no longer
-	// waits for the runtime to apply one update per shared container —
-	// on dense nodes most of a pinning's cost — at the price of shared
-	// containers running on the new cores for the milliseconds that
-	// takes).
+	// SharedPoolUpdates: how every shared container's cpuset follows the
+	// shared pool when a pinning shrinks it (or a release grows it); one
+	// of SharedPoolUpdatesValues, the first the default. docs/config.md
+	// has the measurements behind the default.
 	SharedPoolUpdates string `json:"sharedPoolUpdates,omitempty"`
 	// StartTimeout is how long a container coreguard answered may take to
 	// start. Runtimes tell plugins nothing when a creation fails after
@@ -217,7 +212,7 @@ func (c *Config) complete() error {
 	c.IsolatedCPUs = alloc.IsolatedCPUs(oneOf(bad, "isolatedCPUs", string(c.IsolatedCPUs), alloc.IsolatedCPUsValues...))
 	c.OnExhaustion = Exhaustion(oneOf(bad, "onExhaustion", string(c.OnExhaustion), "reject", "shared"))
 	c.CFSQuota = oneOf(bad, "cfsQuota", c.CFSQuota, "auto", "clear", "keep")
-	c.SharedPoolUpdates = oneOf(bad, "sharedPoolUpdates", c.SharedPoolUpdates, "in-response", "after-response")
+	c.SharedPoolUpdates = oneOf(bad, "sharedPoolUpdates", c.SharedPoolUpdates, SharedPoolUpdatesValues...)
 	if c.StartTimeout == "" {
 		c.StartTimeout = "60s"
 	}
@@ -285,6 +280,25 @@ func NotHostPort(a string) string {
 
 // oneOf checks an enumerated field: empty means the first (default) value;
 // anything not listed is reported through bad.
+// The sharedPoolUpdates modes.
+const (
+	// SharedPoolInResponse: the runtime's updates go in the same NRI
+	// answer that creates or stops the container; creation waits for the
+	// runtime to apply one update (a runc update) per shared container.
+	SharedPoolInResponse = "in-response"
+	// SharedPoolAfterResponse: they are sent right after the answer;
+	// shared containers run on the new cores until the runtime applied
+	// them.
+	SharedPoolAfterResponse = "after-response"
+	// SharedPoolCgroupFirst: coreguard writes the shared containers'
+	// cgroup cpusets itself before it answers (a file write each), and
+	// the runtime's updates follow after the answer, for its own view.
+	SharedPoolCgroupFirst = "cgroup-first"
+)
+
+// SharedPoolUpdatesValues lists the modes, the default first.
+var SharedPoolUpdatesValues = []string{SharedPoolInResponse, SharedPoolAfterResponse, SharedPoolCgroupFirst}
+
 func oneOf(bad func(field string, value any, why string), field, value string, allowed ...string) string {
 	if value == "" {
 		return allowed[0]

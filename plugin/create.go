@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
+
+	"github.com/coreguard/coreguard/config"
 )
 
 // CreateContainer runs the duties in order: admission (privileged and
@@ -39,10 +41,12 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 }
 
 // sharedPoolUpdates returns the shared pool's updates for the response, or
-// has them sent right after it (config sharedPoolUpdates: after-response,
-// where the runtime takes updates outside its requests: refresh.go).
+// has them sent right after it (config sharedPoolUpdates: after-response
+// or cgroup-first, where the runtime takes updates outside its requests:
+// refresh.go). With cgroup-first the containers' cgroups already hold the
+// pool (pinning/direct.go): the updates bring the runtime's view along.
 func (p *Plugin) sharedPoolUpdates(updates []*api.ContainerUpdate) []*api.ContainerUpdate {
-	if len(updates) == 0 || p.currentConfig().SharedPoolUpdates != "after-response" || !p.unsolicited.Load() {
+	if len(updates) == 0 || p.currentConfig().SharedPoolUpdates == config.SharedPoolInResponse || !p.unsolicited.Load() {
 		return updates
 	}
 	p.refreshLater()

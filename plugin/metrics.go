@@ -37,6 +37,7 @@ type Metrics struct {
 	pinning         prometheus.Gauge
 	unstarted       prometheus.Counter
 	configRejected  prometheus.Gauge
+	cgroupWrites    *prometheus.CounterVec
 
 	mu     sync.Mutex
 	pinner *pinning.Pinner
@@ -105,8 +106,12 @@ func NewMetrics() *Metrics {
 		Name: "coreguard_config_rejected",
 		Help: "1 while coreguard runs on its last good configuration because the one it was given was refused (its log says why), else 0: alert on 1.",
 	})
+	m.cgroupWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "coreguard_cpuset_writes_total",
+		Help: "Shared containers' cgroup cpuset.cpus files coreguard wrote itself (sharedPoolUpdates: cgroup-first), by result (ok, failed); cgroups not there yet or any more are not counted.",
+	}, []string{"result"})
 	m.registry.MustRegister(m.latency, m.failures, m.fallbacks, m.admission.rejected, m.admission.audited,
-		m.quotaErrors, m.quotaReasserted, m.connected, m.cfsBug, m.buildInfo, m.pinning, m.unstarted, m.configRejected,
+		m.quotaErrors, m.quotaReasserted, m.connected, m.cfsBug, m.buildInfo, m.pinning, m.unstarted, m.configRejected, m.cgroupWrites,
 		poolCollector{m}, quotaCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.initLabelled()
@@ -122,6 +127,9 @@ func (m *Metrics) initLabelled() {
 	}
 	for _, r := range pinning.FailureReasons {
 		m.failures.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "failed"} {
+		m.cgroupWrites.WithLabelValues(r)
 	}
 }
 
@@ -194,7 +202,15 @@ func (m *Metrics) pinningStats() pinning.Stats {
 	return pinStats{m}
 }
 
+func (m *Metrics) directStats() pinning.DirectStats {
+	return pinStats{m}
+}
+
 type pinStats struct{ m *Metrics }
 
 func (s pinStats) AllocationFailed(reason string) { s.m.failures.WithLabelValues(reason).Inc() }
 func (s pinStats) SharedFallback()                { s.m.fallbacks.Inc() }
+func (s pinStats) CgroupWrites(ok, failed int) {
+	s.m.cgroupWrites.WithLabelValues("ok").Add(float64(ok))
+	s.m.cgroupWrites.WithLabelValues("failed").Add(float64(failed))
+}

@@ -144,6 +144,9 @@ func TestLabelledSeriesExistFromStart(t *testing.T) {
 	if got := labelValues(family(all, "coreguard_allocation_failures_total"), "reason"); !slices.Equal(got, slices.Sorted(slices.Values(pinning.FailureReasons))) {
 		t.Errorf("allocation failure reasons at start: %v, want %v", got, pinning.FailureReasons)
 	}
+	if got := labelValues(family(all, "coreguard_cpuset_writes_total"), "result"); !slices.Equal(got, []string{"failed", "ok"}) {
+		t.Errorf("cpuset write results at start: %v, want failed, ok", got)
+	}
 	for _, name := range []string{"coreguard_kernel_cfs_bug", "coreguard_build_info", "coreguard_runtime_connected",
 		"coreguard_pinning_enabled", "coreguard_config_rejected", "coreguard_shared_fallbacks_total",
 		"coreguard_pod_quota_errors_total", "coreguard_pod_quota_reasserted_total", "coreguard_unstarted_released_total",

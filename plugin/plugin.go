@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,6 +267,13 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	adm := admission.New(&cfg.Admission, p.opts.HostNamespaces, p.log, p.metrics.admission)
 	adm.SetHookBinary(p.hookBinary)
 	q := quota.New(quota.Mode(cfg.CFSQuota), verdict.Buggy, cg, p.log, p.metrics.quotaStats())
+	if cfg.SharedPoolUpdates == config.SharedPoolCgroupFirst {
+		if d, ok := cg.(pinning.Cgroups); ok && cpusetWritable(cg) {
+			pin.SetDirect(d, p.metrics.directStats())
+		} else {
+			p.log.Warn("sharedPoolUpdates: cgroup-first needs the cgroup tree's cpuset controller (cgroupRoot): the runtime's updates alone move shared containers, after the answers")
+		}
+	}
 	kube := p.readKubelet(cfg.KubeletRootDir)
 	pin.SetPaused(kube.Static())
 	p.mu.Lock()
@@ -279,6 +287,17 @@ func (p *Plugin) apply(cfg *config.Config) error {
 	p.metrics.admission.setMode(cfg.Admission.Mode)
 	p.reportKubelet(before, kube)
 	return nil
+}
+
+// cpusetWritable: the cgroup tree has a cpuset controller to write (a
+// test's stand-in for the tree passes).
+func cpusetWritable(cg quota.Cgroups) bool {
+	h, ok := cg.(*cgroups.Hierarchy)
+	if !ok {
+		return cg != nil
+	}
+	_, err := os.Stat(filepath.Join(h.CPUSetDir(), "cpuset.cpus"))
+	return err == nil
 }
 
 // duties are the duty states in force (the configuration can change when
@@ -353,9 +372,9 @@ func (p *Plugin) Run(ctx context.Context) error {
 		p.setStub(st)
 		p.log.WithFields(logrus.Fields{"socket": p.opts.Socket, "runtimeNRI": nriVersion,
 			"updatesOutsideRequests": p.unsolicited.Load()}).Info("registered with the runtime")
-		if !p.unsolicited.Load() && p.currentConfig().SharedPoolUpdates == "after-response" {
-			p.log.Warnf("sharedPoolUpdates: after-response needs a runtime built with NRI %s or later (this one: %q): "+
-				"the shared pool is updated in the answers instead", unsolicitedSince, nriVersion)
+		if mode := p.currentConfig().SharedPoolUpdates; !p.unsolicited.Load() && mode != config.SharedPoolInResponse {
+			p.log.Warnf("sharedPoolUpdates: %s sends the runtime's updates after its answers, which needs a runtime built with NRI %s or later (this one: %q): "+
+				"they go in the answers instead", mode, unsolicitedSince, nriVersion)
 		}
 		connCtx, stopRefresher := context.WithCancel(ctx)
 		go p.refresher(connCtx, st)

@@ -161,8 +161,15 @@ func (p *Plugin) refresher(ctx context.Context, s stub.Stub) {
 			if ctx.Err() != nil {
 				return
 			}
-			if pool && pin.Generation() != gen {
-				p.refreshLater() // the pool moved on while this batch went out
+			if pin.Generation() != gen {
+				// The pool moved on while this batch went out: the runtime
+				// may have written an older pool into cgroups coreguard had
+				// written the new one into (cgroup-first) — write it again
+				// — and the runtime's view needs the new pool too.
+				pin.WritePool()
+				if pool {
+					p.refreshLater()
+				}
 			}
 			if len(retry) > 0 {
 				if !sleep(ctx, wait.next()) {

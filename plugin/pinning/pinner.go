@@ -31,6 +31,11 @@ type Pinner struct {
 	gen    uint64          // bumped whenever the shared pool changes
 	// pending are containers answered but not started yet (start.go).
 	pending map[string]pendingStart
+	// cgroupOf is each tracked container's cgroupsPath, and cg, when set,
+	// writes the shared pool into them directly (direct.go).
+	cgroupOf    map[string]string
+	cg          Cgroups
+	directStats DirectStats
 	// paused: another party (kubelet's static CPU manager) owns cpusets.
 	// Containers are still tracked, all as shared, and no cpuset is
 	// touched; resuming starts from everyone in the shared pool.
@@ -65,7 +70,7 @@ func New(topo *topology.Topology, cfg *config.Config, log logrus.FieldLogger, st
 	if stats == nil {
 		stats = noStats{}
 	}
-	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats}
+	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats, cgroupOf: map[string]string{}}
 	if err := p.reset(); err != nil {
 		return nil, err
 	}
@@ -155,12 +160,16 @@ func (p *Pinner) Topology() *topology.Topology { return p.topo }
 func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.ContainerAdjustment) ([]*api.ContainerUpdate, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.track(ctr.GetId(), ctr.GetLinux().GetCgroupsPath())
 	if p.paused {
 		p.shared[ctr.GetId()] = true
 		p.answered(ctr.GetId())
 		return nil, nil
 	}
 	d, err := Decide(p.cfg, pod, ctr)
+	if err != nil {
+		delete(p.cgroupOf, ctr.GetId())
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +203,7 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 			log(logrus.Fields{}).WithError(err).Warn("no exclusive CPUs (onExhaustion: shared): running in the shared pool")
 		default:
 			p.stats.AllocationFailed(reason(err))
+			delete(p.cgroupOf, ctr.GetId())
 			return nil, fmt.Errorf("%s: %d exclusive CPUs: %w", name(pod, ctr), d.CPUs, err)
 		}
 	} else {
@@ -202,6 +212,7 @@ func (p *Pinner) Create(pod *api.PodSandbox, ctr *api.Container, adj *api.Contai
 	shared := p.alloc.Shared()
 	if shared.IsEmpty() {
 		p.stats.AllocationFailed(FailSharedPoolEmpty)
+		delete(p.cgroupOf, ctr.GetId())
 		return nil, fmt.Errorf("%s: no CPU is left for containers without exclusive CPUs: every online CPU (%s) is held exclusively (%s); "+
 			"set reservedSystemCPUs to keep CPUs for them", name(pod, ctr), p.topo.Online, d.Reason)
 	}
@@ -232,6 +243,7 @@ func (p *Pinner) allocate(owner string, n int) (alloc.Allocation, error) {
 
 func (p *Pinner) forget(id string) []*api.ContainerUpdate {
 	delete(p.shared, id)
+	delete(p.cgroupOf, id)
 	delete(p.pending, id)
 	before := p.alloc.Shared()
 	al, err := p.alloc.Release(id)
@@ -308,6 +320,12 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	defer p.mu.Unlock()
 	if err := p.reset(); err != nil {
 		return nil, err
+	}
+	p.cgroupOf = map[string]string{}
+	for _, c := range ctrs {
+		if c.GetState() != api.ContainerState_CONTAINER_STOPPED {
+			p.track(c.GetId(), c.GetLinux().GetCgroupsPath())
+		}
 	}
 	podOf := map[string]*api.PodSandbox{}
 	for _, pod := range pods {
@@ -443,6 +461,7 @@ func (p *Pinner) sharedUpdates(before cpuset.CPUSet, skip string) []*api.Contain
 		return nil
 	}
 	p.gen++
+	p.writePool()
 	return p.poolUpdates(now, skip)
 }
 

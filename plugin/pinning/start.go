@@ -46,14 +46,23 @@ func (p *Pinner) Started(pod *api.PodSandbox, ctr *api.Container) (resend, poolC
 	id := ctr.GetId()
 	if pend, ok := p.pending[id]; ok {
 		delete(p.pending, id)
-		return p.shared[id] && !p.paused && pend.gen != p.gen, false
+		resend = p.shared[id] && !p.paused && pend.gen != p.gen
+		if resend {
+			p.writeOne(id) // its cgroup exists now
+		}
+		return resend, false
 	}
 	if _, pinned := p.alloc.Get(id); pinned || p.shared[id] {
 		return false, false // started before (a restart's Synchronize saw it running)
 	}
 	before := p.alloc.Shared()
+	p.track(id, ctr.GetLinux().GetCgroupsPath())
 	p.adopt(pod, ctr)
-	return !p.paused, !p.alloc.Shared().Equals(before)
+	poolChanged = !p.alloc.Shared().Equals(before)
+	if poolChanged {
+		p.writePool()
+	}
+	return !p.paused, poolChanged
 }
 
 // adopt places a container coreguard no longer held (it started after its
@@ -106,6 +115,7 @@ func (p *Pinner) Expire() (ids []string, poolChanged bool) {
 		ids = append(ids, id)
 		delete(p.pending, id)
 		delete(p.shared, id)
+		delete(p.cgroupOf, id)
 		if al, err := p.alloc.Release(id); err == nil {
 			p.log.WithFields(logrus.Fields{"container": id, "cpus": al.CPUs.String()}).
 				Warn("container did not start within startTimeout: its exclusive cores are given back")
@@ -114,6 +124,7 @@ func (p *Pinner) Expire() (ids []string, poolChanged bool) {
 	slices.Sort(ids)
 	if poolChanged = !p.alloc.Shared().Equals(before); poolChanged {
 		p.gen++
+		p.writePool()
 	}
 	return ids, poolChanged
 }

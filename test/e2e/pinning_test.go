@@ -9,6 +9,7 @@ import (
 	"github.com/coreguard/coreguard/plugin/pinning"
 	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // TestOneCoreOddRequest is scenario (a): on one core with threads 0 and 1,
@@ -122,5 +123,66 @@ func wantAnnotation(ctx context.Context, t *testing.T, c *harness.Container, key
 	}
 	if got := st.CRI.GetAnnotations()[key]; got != "" {
 		t.Logf("CRI status annotations also show %s=%s", key, got)
+	}
+}
+
+// TestSharedPoolCgroupFirst: with sharedPoolUpdates: cgroup-first, the
+// running shared containers' cgroups are off the pinned core when the
+// pinned container's CreateContainer returns, before it even starts:
+// coreguard wrote their cpuset.cpus before it answered. kubelet's
+// UpdateContainerResources, even one naming every CPU, cannot widen a
+// shared container back onto the pinned core (coreguard's UpdateContainer
+// answer sets the pool). The release grows the pool back.
+func TestSharedPoolCgroupFirst(t *testing.T) {
+	forEachRuntime(t, testSharedPoolCgroupFirst)
+}
+
+func testSharedPoolCgroupFirst(t *testing.T, x expect) {
+	rt := startRuntime(t, x)
+	cg := startCoreguard(t, rt, sysfsgen.TwoCPUsTwoCores, reserveCPU0+"\nsharedPoolUpdates: cgroup-first\nmetricsAddress: \"127.0.0.1:0\"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	var shared []*harness.Container
+	for _, name := range []string{"b1", "b2", "b3"} {
+		b := runPod(ctx, t, rt, name, burstable)
+		wantCPUs(ctx, t, b, "0-1")
+		shared = append(shared, b)
+	}
+	pod, err := rt.RunPod(ctx, harness.PodOptions{Name: "guaranteed", Containers: []harness.Resources{guaranteed1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := pod.CreateContainer(ctx, harness.ContainerOptions{Name: "main", Resources: guaranteed1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range shared {
+		wantCPUs(ctx, t, b, "0") // no wait: written before the answer
+	}
+	// By coreguard, not by the runtime (which, in-response, would have
+	// applied updates in the answer before returning too).
+	wantMetric(t, scrape(t, cg), `coreguard_cpuset_writes_total{result="ok"} 3`)
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantCPUs(ctx, t, g, "1")
+
+	// kubelet's update of a shared container: its resources as the pod
+	// spec has them, and with a cpuset naming every CPU.
+	updateResources(ctx, t, rt, shared[0], burstable)
+	wantCPUs(ctx, t, shared[0], "0")
+	wide := harness.LinuxResources(burstable)
+	wide.CpusetCpus = "0-1"
+	if _, err := rt.CRI.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: shared[1].ID, Linux: wide}); err != nil {
+		t.Fatalf("UpdateContainerResources with cpuset 0-1: %v", err)
+	}
+	wantCPUs(ctx, t, shared[1], "0")
+
+	if err := g.Stop(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range shared {
+		waitCPUs(ctx, t, b, "0-1")
 	}
 }

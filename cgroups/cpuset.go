@@ -1,0 +1,43 @@
+package cgroups
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// CPUSetDir is the root of the cpuset controller: <root>/cpuset on v1, the
+// unified tree on v2.
+func (h *Hierarchy) CPUSetDir() string {
+	if h.Version == V2 {
+		return h.CPUDir
+	}
+	return filepath.Join(h.Root, "cpuset")
+}
+
+// SetCPUs writes a container's cpuset.cpus, given its cgroupsPath as the
+// runtime has it (NRI's Linux.CgroupsPath, any form Group takes). It is
+// one open and one write: it runs on the container-creation path, once per
+// shared container, when a pinning shrinks the shared pool (config
+// sharedPoolUpdates: cgroup-first). A container whose cgroup is not there
+// (still being created, or gone) reads as fs.ErrNotExist.
+func (h *Hierarchy) SetCPUs(cgroupsPath, cpus string) error {
+	g, err := Group(cgroupsPath)
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(h.CPUSetDir(), filepath.FromSlash(g), "cpuset.cpus")
+	// No O_CREATE: a missing cgroup must fail, not be made.
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(cpus)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %q to %s: %w", cpus, file, err)
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package plugin_test
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+
+	"github.com/coreguard/coreguard/cpuset"
+	"github.com/coreguard/coreguard/internal/nritest"
+	"github.com/coreguard/coreguard/plugin"
+	"github.com/coreguard/coreguard/topology/sysfsgen"
+)
+
+// cpusetCgroups plays the cgroup tree for sharedPoolUpdates: cgroup-first:
+// each container's cpuset.cpus as coreguard wrote it. Pod quotas are not
+// its concern.
+type cpusetCgroups struct {
+	mu     sync.Mutex
+	cpus   map[string]string // cgroupsPath → cpuset.cpus
+	writes int
+}
+
+func newCpusetCgroups() *cpusetCgroups { return &cpusetCgroups{cpus: map[string]string{}} }
+
+func (*cpusetCgroups) ClearPodQuota(string) error { return fs.ErrNotExist }
+func (*cpusetCgroups) PodQuota(string) (int64, int64, error) {
+	return 0, 0, fs.ErrNotExist
+}
+
+func (f *cpusetCgroups) SetCPUs(path, cpus string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cpus[path] = cpus
+	f.writes++
+	return nil
+}
+
+func (f *cpusetCgroups) of(path string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cpus[path]
+}
+
+// cgroupOf is a container's cgroupsPath as the runtime has it.
+func (h *harness) cgroupOf(id string) string {
+	for _, c := range h.rt.Containers() {
+		if c.Id == id {
+			return c.GetLinux().GetCgroupsPath()
+		}
+	}
+	h.t.Fatalf("no container %s", id)
+	return ""
+}
+
+// With cgroup-first, the shared containers' cgroups hold the new pool when
+// the pinned container's creation returns: written by coreguard before it
+// answered, not by the runtime's updates that follow (which bring the
+// runtime's view along, h.settle). The same when the release grows it.
+func TestSharedPoolCgroupFirst(t *testing.T) {
+	cg := newCpusetCgroups()
+	h := newHarnessWith(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nsharedPoolUpdates: cgroup-first", plugin.Options{Cgroups: cg})
+	var bg []string
+	for i := range 3 {
+		bg = append(bg, h.create(h.rt.RunPod(nritest.PodSpec{Name: fmt.Sprint("bg", i), QoS: "burstable"}), "bg", burstable))
+	}
+	if cg.writes != 0 {
+		t.Fatalf("%d cgroup writes before any pinning", cg.writes)
+	}
+	id := h.create(h.rt.RunPod(nritest.PodSpec{Name: "g", QoS: "guaranteed"}), "app", guaranteed(4))
+	if got := h.cpus(id).String(); got != "1-2,41-42" {
+		t.Fatalf("pinned on %s", got)
+	}
+	for _, b := range bg {
+		if got := cg.of(h.cgroupOf(b)); got != "0,3-40,43-79" {
+			t.Errorf("shared container %s's cgroup holds %q when the pinning returned, want 0,3-40,43-79", b, got)
+		}
+	}
+	h.settle() // the runtime's view follows
+	h.check()
+	h.rt.Stop(id)
+	for _, b := range bg {
+		if got := cg.of(h.cgroupOf(b)); got != "0-79" {
+			t.Errorf("shared container %s's cgroup holds %q when the stop returned, want 0-79", b, got)
+		}
+	}
+	h.rt.Remove(id)
+	h.settle()
+	h.check()
+}
+
+// TestCgroupFirstChurn: containers of every kind created and removed at
+// random, with plugin restarts; after every step, before the runtime's
+// updates arrive, no shared container's cgroup (as coreguard wrote it, or
+// as created) holds a CPU a pinned container holds.
+func TestCgroupFirstChurn(t *testing.T) {
+	cg := newCpusetCgroups()
+	h := newHarnessWith(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nonExhaustion: shared\nsharedPoolUpdates: cgroup-first", plugin.Options{Cgroups: cg})
+	rng := rand.New(rand.NewPCG(11, 3))
+	var live []string
+	steps := 300
+	if testing.Short() {
+		steps = 60
+	}
+	for i := range steps {
+		switch r := rng.IntN(20); {
+		case r == 0:
+			h.restartPlugin()
+			h.settle() // a restart's resync updates go in its answer
+		case r < 11 || len(live) == 0:
+			qos := []string{"guaranteed", "guaranteed", "burstable", "besteffort"}[rng.IntN(4)]
+			res := guaranteed(int64(1 + rng.IntN(9)))
+			if qos != "guaranteed" {
+				res = burstable
+			}
+			live = append(live, h.create(h.rt.RunPod(nritest.PodSpec{Name: fmt.Sprint("p", i), QoS: qos}), fmt.Sprint("c", i), res))
+		default:
+			k := rng.IntN(len(live))
+			h.rt.Stop(live[k])
+			h.rt.Remove(live[k])
+			live = append(live[:k], live[k+1:]...)
+		}
+		h.checkCgroups(cg)
+	}
+	h.settle()
+	h.check()
+}
+
+// checkCgroups: every running shared container's cgroup cpuset (what
+// coreguard wrote, else what it was created with) is off every pinned CPU.
+func (h *harness) checkCgroups(cg *cpusetCgroups) {
+	h.t.Helper()
+	held := h.plugin.Holdings()
+	var pinned cpuset.Builder
+	for _, cpus := range held {
+		pinned.AddSet(cpus)
+	}
+	exclusive := pinned.Set()
+	for _, c := range h.rt.Containers() {
+		if c.State != api.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		if _, ok := held[c.Id]; ok {
+			continue
+		}
+		list := cg.of(c.GetLinux().GetCgroupsPath())
+		if list == "" {
+			list = c.GetLinux().GetResources().GetCpu().GetCpus()
+		}
+		cpus, err := cpuset.Parse(list)
+		if err != nil {
+			h.t.Fatalf("%s: cpuset %q: %v", c.Name, list, err)
+		}
+		if cpus.Intersects(exclusive) {
+			h.t.Fatalf("shared container %s's cgroup holds %s, pinned CPUs are %s", c.Name, cpus, exclusive)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package pinning
+
+import (
+	"errors"
+	"io/fs"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/coreguard/coreguard/internal/asynclog"
+)
+
+// With sharedPoolUpdates: cgroup-first, coreguard writes the shared pool
+// into every shared container's cgroup (cpuset.cpus) itself, the moment
+// the pool changes and before it answers the runtime: one file write per
+// container instead of one `runc update` per container inside the pinned
+// container's creation. The runtime's copy of each container's cpuset is
+// brought along after the answer (by the plugin's refresher). Writes and
+// pool changes happen under the pinner's lock, so the last write a cgroup
+// gets is the current pool.
+
+// Cgroups is what direct writes need of the cgroup tree (cgroups.Hierarchy).
+type Cgroups interface {
+	SetCPUs(cgroupsPath, cpus string) error
+}
+
+// DirectStats counts direct writes, for metrics.
+type DirectStats interface {
+	CgroupWrites(ok, failed int)
+}
+
+// SetDirect turns direct cgroup writes on (cg not nil) or off.
+func (p *Pinner) SetDirect(cg Cgroups, stats DirectStats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cg, p.directStats = cg, stats
+}
+
+// track records where a container's cgroup is, for direct writes.
+func (p *Pinner) track(id, cgroupsPath string) {
+	if cgroupsPath != "" {
+		p.cgroupOf[id] = cgroupsPath
+	}
+}
+
+// writePool writes the shared pool as it is now into every shared
+// container's cgroup. p.mu is held. A cgroup that is not there yet (the
+// container is being created: it is sent the pool at its start) or any
+// more is skipped; other failures are logged, and the runtime's update
+// that follows brings the container to the pool.
+func (p *Pinner) writePool() {
+	if p.cg == nil || p.paused || len(p.shared) == 0 {
+		return
+	}
+	list := p.alloc.Shared().String()
+	ok, failed := 0, 0
+	var firstErr error
+	for id := range p.shared {
+		path := p.cgroupOf[id]
+		if path == "" {
+			continue
+		}
+		switch err := p.cg.SetCPUs(path, list); {
+		case err == nil:
+			ok++
+		case errors.Is(err, fs.ErrNotExist):
+		default:
+			failed++
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	if p.directStats != nil {
+		p.directStats.CgroupWrites(ok, failed)
+	}
+	if failed > 0 {
+		log := p.log
+		asynclog.Go(func() {
+			log.WithError(firstErr).WithFields(logrus.Fields{"failed": failed, "written": ok}).
+				Warn("could not write the shared pool into some containers' cgroups: the runtime's updates follow")
+		})
+	}
+}
+
+// writeOne writes the shared pool into one shared container's cgroup (it
+// started after the pool moved while it was being created). p.mu is held.
+func (p *Pinner) writeOne(id string) {
+	path := p.cgroupOf[id]
+	if p.cg == nil || path == "" {
+		return
+	}
+	err := p.cg.SetCPUs(path, p.alloc.Shared().String())
+	if p.directStats != nil {
+		if err == nil {
+			p.directStats.CgroupWrites(1, 0)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			p.directStats.CgroupWrites(0, 1)
+		}
+	}
+}
+
+// WritePool writes the shared pool into every shared container's cgroup
+// now (after a batch of runtime updates computed for an older pool).
+func (p *Pinner) WritePool() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.writePool()
+}
+
+// Direct reports whether direct cgroup writes are on.
+func (p *Pinner) Direct() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cg != nil
+}
