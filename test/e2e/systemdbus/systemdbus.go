@@ -51,7 +51,7 @@ type Bus struct {
 	// Socket is the bus's unix socket (what a pod mounts as the system
 	// bus's /run/dbus/system_bus_socket).
 	Socket string
-	mgr     *manager
+	mgr    *manager
 }
 
 // Start runs dbus-daemon and registers the stand-in manager, which
