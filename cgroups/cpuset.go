@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // CPUSetDir is the root of the cpuset controller: <root>/cpuset on v1, the
@@ -15,6 +16,28 @@ func (h *Hierarchy) CPUSetDir() string {
 	return filepath.Join(h.Root, "cpuset")
 }
 
+// CPUs reads a container's cpuset.cpus (cgroupsPath as for SetCPUs): what
+// the kernel enforces, whatever the runtime's stored copy says.
+func (h *Hierarchy) CPUs(cgroupsPath string) (string, error) {
+	file, err := h.cpusetFile(cgroupsPath)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (h *Hierarchy) cpusetFile(cgroupsPath string) (string, error) {
+	g, err := Group(cgroupsPath)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(h.CPUSetDir(), filepath.FromSlash(g), "cpuset.cpus"), nil
+}
+
 // SetCPUs writes a container's cpuset.cpus, given its cgroupsPath as the
 // runtime has it (NRI's Linux.CgroupsPath, any form Group takes). It is
 // one open and one write: it runs on the container-creation path, once per
@@ -22,11 +45,10 @@ func (h *Hierarchy) CPUSetDir() string {
 // sharedPoolUpdates: cgroup-first). A container whose cgroup is not there
 // (still being created, or gone) reads as fs.ErrNotExist.
 func (h *Hierarchy) SetCPUs(cgroupsPath, cpus string) error {
-	g, err := Group(cgroupsPath)
+	file, err := h.cpusetFile(cgroupsPath)
 	if err != nil {
 		return err
 	}
-	file := filepath.Join(h.CPUSetDir(), filepath.FromSlash(g), "cpuset.cpus")
 	// No O_CREATE: a missing cgroup must fail, not be made.
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {

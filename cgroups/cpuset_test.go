@@ -62,6 +62,9 @@ func TestSetCPUsV2(t *testing.T) {
 		if got, _ := os.ReadFile(filepath.Join(root, dir, "cpuset.cpus")); string(got) != "0,2" {
 			t.Errorf("%s: cpuset.cpus %q", path, got)
 		}
+		if got, err := h.CPUs(path); got != "0,2" || err != nil {
+			t.Errorf("%s: CPUs() = %q, %v", path, got, err)
+		}
 	}
 	if err := h.SetCPUs("not a path", "0"); err == nil {
 		t.Error("a bad cgroups path was accepted")

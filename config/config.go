@@ -297,7 +297,7 @@ const (
 )
 
 // SharedPoolUpdatesValues lists the modes, the default first.
-var SharedPoolUpdatesValues = []string{SharedPoolInResponse, SharedPoolAfterResponse, SharedPoolCgroupFirst}
+var SharedPoolUpdatesValues = []string{SharedPoolCgroupFirst, SharedPoolInResponse, SharedPoolAfterResponse}
 
 func oneOf(bad func(field string, value any, why string), field, value string, allowed ...string) string {
 	if value == "" {

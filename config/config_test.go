@@ -142,10 +142,10 @@ func TestKernelPolicy(t *testing.T) {
 }
 
 func TestSharedPoolUpdates(t *testing.T) {
-	if c, err := Parse(nil); err != nil || c.SharedPoolUpdates != "in-response" {
+	if c, err := Parse(nil); err != nil || c.SharedPoolUpdates != SharedPoolCgroupFirst {
 		t.Errorf("default %v %v", c, err)
 	}
-	if _, err := Parse([]byte("sharedPoolUpdates: later")); err == nil || !strings.Contains(err.Error(), `sharedPoolUpdates: "later" is not one of in-response, after-response`) {
+	if _, err := Parse([]byte("sharedPoolUpdates: later")); err == nil || !strings.Contains(err.Error(), `sharedPoolUpdates: "later" is not one of cgroup-first, in-response, after-response`) {
 		t.Errorf("bad value: %v", err)
 	}
 }

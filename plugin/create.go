@@ -37,16 +37,16 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		return nil, nil, fmt.Errorf("coreguard: %w", err)
 	}
 	d.quota.Create(pod, ctr, d.pinning.Pinned(ctr.GetId()), adj)
+	p.retryFailedWrites()
 	return adj, p.withOwed(p.sharedPoolUpdates(updates), ctr.GetId()), nil
 }
 
 // sharedPoolUpdates returns the shared pool's updates for the response, or
-// has them sent right after it (config sharedPoolUpdates: after-response
-// or cgroup-first, where the runtime takes updates outside its requests:
-// refresh.go). With cgroup-first the containers' cgroups already hold the
-// pool (pinning/direct.go): the updates bring the runtime's view along.
+// has them sent right after it (config sharedPoolUpdates: after-response,
+// where the runtime takes updates outside its requests: refresh.go). With
+// cgroup-first there are none: the pinner wrote the containers' cgroups.
 func (p *Plugin) sharedPoolUpdates(updates []*api.ContainerUpdate) []*api.ContainerUpdate {
-	if len(updates) == 0 || p.currentConfig().SharedPoolUpdates == config.SharedPoolInResponse || !p.unsolicited.Load() {
+	if len(updates) == 0 || p.currentConfig().SharedPoolUpdates != config.SharedPoolAfterResponse || !p.unsolicited.Load() {
 		return updates
 	}
 	p.refreshLater()

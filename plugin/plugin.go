@@ -271,7 +271,7 @@ func (p *Plugin) apply(cfg *config.Config) error {
 		if d, ok := cg.(pinning.Cgroups); ok && cpusetWritable(cg) {
 			pin.SetDirect(d, p.metrics.directStats())
 		} else {
-			p.log.Warn("sharedPoolUpdates: cgroup-first needs the cgroup tree's cpuset controller (cgroupRoot): the runtime's updates alone move shared containers, after the answers")
+			p.log.Warn("sharedPoolUpdates: cgroup-first needs the cgroup tree's cpuset controller (cgroupRoot): shared containers are moved by the runtime's updates in the answers instead (in-response)")
 		}
 	}
 	kube := p.readKubelet(cfg.KubeletRootDir)
@@ -372,9 +372,9 @@ func (p *Plugin) Run(ctx context.Context) error {
 		p.setStub(st)
 		p.log.WithFields(logrus.Fields{"socket": p.opts.Socket, "runtimeNRI": nriVersion,
 			"updatesOutsideRequests": p.unsolicited.Load()}).Info("registered with the runtime")
-		if mode := p.currentConfig().SharedPoolUpdates; !p.unsolicited.Load() && mode != config.SharedPoolInResponse {
-			p.log.Warnf("sharedPoolUpdates: %s sends the runtime's updates after its answers, which needs a runtime built with NRI %s or later (this one: %q): "+
-				"they go in the answers instead", mode, unsolicitedSince, nriVersion)
+		if !p.unsolicited.Load() && p.currentConfig().SharedPoolUpdates == config.SharedPoolAfterResponse {
+			p.log.Warnf("sharedPoolUpdates: after-response needs a runtime built with NRI %s or later (this one: %q): "+
+				"the shared pool is updated in the answers instead", unsolicitedSince, nriVersion)
 		}
 		connCtx, stopRefresher := context.WithCancel(ctx)
 		go p.refresher(connCtx, st)

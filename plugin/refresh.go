@@ -110,6 +110,32 @@ func (p *Plugin) refreshLater() {
 	p.out.signal()
 }
 
+// poolChanged follows a change of the shared pool outside a request's
+// answer: with cgroup-first the cgroups hold it already (the runtime is
+// sent updates only for those that could not be written), else the pool
+// is sent to every shared container.
+func (p *Plugin) poolChanged() {
+	if p.duties().pinning.Direct() {
+		p.retryFailedWrites()
+		return
+	}
+	p.refreshLater()
+}
+
+// retryFailedWrites has the runtime update the containers whose cgroup
+// coreguard could not write (cgroup-first).
+func (p *Plugin) retryFailedWrites() {
+	ids := p.duties().pinning.WriteFailures()
+	if len(ids) == 0 {
+		return
+	}
+	retry := make(map[string]int, len(ids))
+	for _, id := range ids {
+		retry[id] = 0
+	}
+	p.retryLater(retry)
+}
+
 // sendLater asks for one container to be brought to what coreguard holds
 // for it (its exclusive CPUs, or the shared pool as it is when sent).
 func (p *Plugin) sendLater(id string) {

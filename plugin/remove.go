@@ -17,5 +17,6 @@ func (p *Plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, ctr *api.
 	if len(d.pinning.Stop(ctr)) > 0 {
 		p.refreshLater()
 	}
+	p.retryFailedWrites() // cgroup-first: Stop wrote the grown pool
 	return nil
 }

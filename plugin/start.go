@@ -15,13 +15,15 @@ import (
 // go out right after it (sendLater).
 func (p *Plugin) PostStartContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) error {
 	defer p.metrics.observe("PostStartContainer", time.Now())
-	resend, poolChanged := p.duties().pinning.Started(pod, ctr)
-	if resend {
-		p.sendLater(ctr.GetId())
+	pin := p.duties().pinning
+	resend, poolChanged := pin.Started(pod, ctr)
+	if resend && !pin.Direct() {
+		p.sendLater(ctr.GetId()) // cgroup-first: Started wrote its cgroup
 	}
 	if poolChanged {
-		p.refreshLater()
+		p.poolChanged()
 	}
+	p.retryFailedWrites()
 	return nil
 }
 
@@ -36,6 +38,6 @@ func (p *Plugin) expire() {
 	}
 	p.metrics.unstarted.Add(float64(len(ids)))
 	if poolChanged {
-		p.refreshLater()
+		p.poolChanged()
 	}
 }

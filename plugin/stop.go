@@ -13,5 +13,7 @@ func (p *Plugin) StopContainer(_ context.Context, _ *api.PodSandbox, ctr *api.Co
 	defer p.metrics.observe("StopContainer", time.Now())
 	d := p.duties()
 	d.quota.Forget(ctr.GetId())
-	return p.withOwed(p.sharedPoolUpdates(d.pinning.Stop(ctr)), ctr.GetId()), nil
+	updates := p.sharedPoolUpdates(d.pinning.Stop(ctr))
+	p.retryFailedWrites()
+	return p.withOwed(updates, ctr.GetId()), nil
 }

@@ -20,6 +20,7 @@ func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		p.log.WithError(err).Warn("refusing update")
 		return nil, fmt.Errorf("coreguard: %w", err)
 	}
+	p.retryFailedWrites()
 	return p.withOwed(mergeUpdates(updates, d.quota.Update(pod, ctr)), ""), nil
 }
 

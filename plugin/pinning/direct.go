@@ -4,23 +4,44 @@ import (
 	"errors"
 	"io/fs"
 
+	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
 
+	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/internal/asynclog"
 )
 
 // With sharedPoolUpdates: cgroup-first, coreguard writes the shared pool
 // into every shared container's cgroup (cpuset.cpus) itself, the moment
 // the pool changes and before it answers the runtime: one file write per
-// container instead of one `runc update` per container inside the pinned
-// container's creation. The runtime's copy of each container's cpuset is
-// brought along after the answer (by the plugin's refresher). Writes and
-// pool changes happen under the pinner's lock, so the last write a cgroup
-// gets is the current pool.
+// container (microseconds) instead of one `runc update` per container
+// (tens of milliseconds each on the runtimes measured, bench/README.md).
+// The runtime is sent no update for a pool change: its stored copy of a
+// shared container's cpuset stays what the container was created with,
+// and the next update that passes through coreguard (UpdateContainer)
+// brings it to the pool. A write that fails for another reason than a
+// missing cgroup falls back to the runtime's update (WriteFailures).
+// Writes and pool changes happen under the pinner's lock, so the last
+// write a cgroup gets is the current pool.
 
 // Cgroups is what direct writes need of the cgroup tree (cgroups.Hierarchy).
 type Cgroups interface {
 	SetCPUs(cgroupsPath, cpus string) error
+	CPUs(cgroupsPath string) (string, error)
+}
+
+// cpusNow is a container's cpuset as it runs: with direct writes its
+// cgroup's, which the runtime's stored copy does not follow; else (or when
+// unreadable) the runtime's. p.mu is held.
+func (p *Pinner) cpusNow(c *api.Container) cpuset.CPUSet {
+	if p.cg != nil {
+		if list, err := p.cg.CPUs(c.GetLinux().GetCgroupsPath()); err == nil {
+			if cpus, err := cpuset.Parse(list); err == nil && !cpus.IsEmpty() {
+				return cpus
+			}
+		}
+	}
+	return cpusOf(c)
 }
 
 // DirectStats counts direct writes, for metrics.
@@ -65,6 +86,7 @@ func (p *Pinner) writePool() {
 		case errors.Is(err, fs.ErrNotExist):
 		default:
 			failed++
+			p.writeFailed = append(p.writeFailed, id)
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -77,7 +99,7 @@ func (p *Pinner) writePool() {
 		log := p.log
 		asynclog.Go(func() {
 			log.WithError(firstErr).WithFields(logrus.Fields{"failed": failed, "written": ok}).
-				Warn("could not write the shared pool into some containers' cgroups: the runtime's updates follow")
+				Warn("could not write the shared pool into some containers' cgroups: the runtime is sent updates for them")
 		})
 	}
 }
@@ -90,13 +112,27 @@ func (p *Pinner) writeOne(id string) {
 		return
 	}
 	err := p.cg.SetCPUs(path, p.alloc.Shared().String())
+	failed := err != nil && !errors.Is(err, fs.ErrNotExist)
+	if failed {
+		p.writeFailed = append(p.writeFailed, id)
+	}
 	if p.directStats != nil {
 		if err == nil {
 			p.directStats.CgroupWrites(1, 0)
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		} else if failed {
 			p.directStats.CgroupWrites(0, 1)
 		}
 	}
+}
+
+// WriteFailures returns, and forgets, the containers whose cgroup could
+// not be written since the last call: they need the runtime's update.
+func (p *Pinner) WriteFailures() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := p.writeFailed
+	p.writeFailed = nil
+	return ids
 }
 
 // WritePool writes the shared pool into every shared container's cgroup

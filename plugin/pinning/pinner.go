@@ -36,6 +36,7 @@ type Pinner struct {
 	cgroupOf    map[string]string
 	cg          Cgroups
 	directStats DirectStats
+	writeFailed []string // containers whose cgroup write failed (direct.go)
 	// paused: another party (kubelet's static CPU manager) owns cpusets.
 	// Containers are still tracked, all as shared, and no cpuset is
 	// touched; resuming starts from everyone in the shared pool.
@@ -355,7 +356,7 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 		d, err := Decide(p.cfg, podOf[c.GetPodSandboxId()], c)
 		if err != nil || d.CPUs == 0 {
 			p.shared[c.GetId()] = true
-			on := cpusOf(c)
+			on := p.cpusNow(c)
 			if on.IsEmpty() {
 				on = p.topo.Online // no cpuset: every CPU
 			}
@@ -367,7 +368,7 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	}
 	var toPin []*api.Container
 	for _, c := range qualified {
-		if current := cpusOf(c); current.Intersects(sharedOn) || !p.takeIfFits(c.GetId(), current, want[c.GetId()]) {
+		if current := p.cpusNow(c); current.Intersects(sharedOn) || !p.takeIfFits(c.GetId(), current, want[c.GetId()]) {
 			toPin = append(toPin, c)
 		}
 	}
@@ -396,9 +397,13 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 		}
 	}
 	shared := p.alloc.Shared().String() // once: the same list for every shared container
-	for _, c := range live {
-		if p.shared[c.GetId()] && c.GetLinux().GetResources().GetCpu().GetCpus() != shared {
-			updates = append(updates, cpusetListUpdate(c.GetId(), shared))
+	if p.cg != nil {
+		p.writePool() // cgroup-first: the cgroups, not the runtime's copies
+	} else {
+		for _, c := range live {
+			if p.shared[c.GetId()] && c.GetLinux().GetResources().GetCpu().GetCpus() != shared {
+				updates = append(updates, cpusetListUpdate(c.GetId(), shared))
+			}
 		}
 	}
 	p.log.WithFields(logrus.Fields{"pinned": len(p.alloc.Allocations()), "shared": len(p.shared), "sharedPool": shared}).
@@ -451,7 +456,8 @@ func (p *Pinner) takeIfFits(id string, cpus cpuset.CPUSet, n int) bool {
 }
 
 // sharedUpdates returns the updates moving every shared container (except
-// skip) to the shared pool, when the pool differs from before.
+// skip) to the shared pool, when the pool differs from before; with direct
+// cgroup writes it writes the pool into their cgroups instead.
 func (p *Pinner) sharedUpdates(before cpuset.CPUSet, skip string) []*api.ContainerUpdate {
 	if len(p.shared) == 0 {
 		return nil // nobody to move
@@ -461,7 +467,10 @@ func (p *Pinner) sharedUpdates(before cpuset.CPUSet, skip string) []*api.Contain
 		return nil
 	}
 	p.gen++
-	p.writePool()
+	if p.cg != nil {
+		p.writePool() // cgroup-first: written, the runtime is sent nothing
+		return nil
+	}
 	return p.poolUpdates(now, skip)
 }
 

@@ -78,7 +78,7 @@ func (p *Pinner) adopt(pod *api.PodSandbox, ctr *api.Container) {
 	}
 	d, err := Decide(p.cfg, pod, ctr)
 	if err == nil && d.CPUs > 0 {
-		if p.takeIfFits(id, cpusOf(ctr), d.CPUs) && !p.poolEmptied() {
+		if p.takeIfFits(id, p.cpusNow(ctr), d.CPUs) && !p.poolEmptied() {
 			log.Warn("started after startTimeout: its exclusive cores were still free and are its again")
 			p.gen++
 			return

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreguard/coreguard/cpuset"
 	"github.com/coreguard/coreguard/test/e2e/coreguard"
 	"github.com/coreguard/coreguard/test/node/cluster"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
@@ -75,10 +76,15 @@ func comparePods(t *testing.T, c *cluster.Cluster) []string {
 	// loop (cpuManagerReconcilePeriod 5 s): wait that long before reading.
 	const reconcile = 6 * time.Second
 
+	// A shared pod running before the pinning: how long it stays on the
+	// pinned core (kubelet: until its reconcile; coreguard: not at all).
+	createPod(t, c, podSpec{name: "early"})
+	early := waitRunning(t, c, "default", "early")
 	t0 := time.Now()
 	createPod(t, c, guaranteed("g1", "1"))
 	g1 := waitRunning(t, c, "default", "g1")
 	row("Guaranteed `cpu: 1` created", "Running after %v", time.Since(t0).Round(10*time.Millisecond))
+	row("a BestEffort pod running before it: off its core", "%s", offCore(t, c, early, containerCPU(t, c, g1).Cpus))
 	createPod(t, c, podSpec{name: "be"})
 	be := waitRunning(t, c, "default", "be")
 	time.Sleep(reconcile)
@@ -109,6 +115,32 @@ func comparePods(t *testing.T, c *cluster.Cluster) []string {
 	time.Sleep(reconcile)
 	row("after deleting the pinned pod: BestEffort cpuset", "`%s`", containerCPU(t, c, be).Cpus)
 	return rows
+}
+
+// offCore polls the shared pod's cgroup until its cpuset no longer holds
+// any of pinned's CPUs, and says after how long (from now: the pinned pod
+// is Running) and where it ended.
+func offCore(t *testing.T, c *cluster.Cluster, shared *corev1.Pod, pinned string) string {
+	t.Helper()
+	want, err := cpuset.Parse(pinned)
+	if err != nil || want.IsEmpty() {
+		return fmt.Sprintf("pinned pod's cpuset %q", pinned)
+	}
+	t0 := time.Now()
+	for {
+		list := containerCPU(t, c, shared).Cpus
+		cpus, err := cpuset.Parse(list)
+		if err == nil && !cpus.Intersects(want) {
+			if d := time.Since(t0); d >= 50*time.Millisecond {
+				return fmt.Sprintf("after %v (`%s`)", d.Round(100*time.Millisecond), list)
+			}
+			return fmt.Sprintf("already off it when the pinned pod ran (`%s`)", list)
+		}
+		if time.Since(t0) > 30*time.Second {
+			return fmt.Sprintf("still on it after 30 s (`%s`)", list)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // settleStatus waits up to d for the pod to leave Pending-without-reason and
