@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/coreguard/coreguard/bench/machine"
 	"github.com/coreguard/coreguard/test/e2e/coreguard"
 	"github.com/coreguard/coreguard/test/e2e/harness"
@@ -42,6 +44,8 @@ type options struct {
 	modes           []string
 	runtimes        []string
 	samples, warmup int
+	minSamples      int
+	cellTime        time.Duration
 	perPod, workers int
 	poll, settle    time.Duration
 	out             string
@@ -64,6 +68,9 @@ func mainCode() int {
 		fmt.Fprintln(os.Stderr, "bench-density: must run as root: it starts containerd and CRI-O and reads cgroups. Try: sudo make bench-density")
 		return 1
 	}
+	// The no-op plugin's stub logs every connection at info, and warns
+	// that it cannot tell CRI-O's NRI version.
+	logrus.SetLevel(logrus.ErrorLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	onInterrupt(cancel)
@@ -91,7 +98,9 @@ func parseFlags(args []string) (options, error) {
 	running := fs.String("n", "0,50,100,200", "numbers of shared containers running, comma-separated (started in increasing order, kept across modes)")
 	modes := fs.String("modes", strings.Join([]string{modeNoop, modeInResponse, modeAfterResponse}, ","), "plugins: noop (the floor), in-response, after-response (coreguard's sharedPoolUpdates)")
 	runtimes := fs.String("runtimes", strings.Join(harness.Runtimes, ","), "runtimes, in order")
-	samples := fs.Int("samples", 20, "pinned pods measured per runtime, N and mode")
+	samples := fs.Int("samples", 20, "pinned pods measured per runtime, N and mode (at most; see -cell-time)")
+	minSamples := fs.Int("min-samples", 5, "pinned pods measured per cell at least, whatever -cell-time says")
+	cellTime := fs.Duration("cell-time", 30*time.Second, "stop measuring a cell after this long once it has -min-samples (0: always -samples): a pinning with 200 shared containers takes seconds")
 	warmup := fs.Int("warmup", 1, "pinned pods made and checked but not measured first, per runtime, N and mode")
 	perPod := fs.Int("containers-per-pod", 2, "shared containers per shared pod")
 	workers := fs.Int("workers", 3, "goroutines starting (and removing) shared pods")
@@ -107,7 +116,7 @@ func parseFlags(args []string) (options, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	o := options{samples: *samples, warmup: *warmup, perPod: *perPod, workers: *workers, poll: *poll,
+	o := options{samples: *samples, minSamples: *minSamples, cellTime: *cellTime, warmup: *warmup, perPod: *perPod, workers: *workers, poll: *poll,
 		settle: *settle, out: *out, smoke: *smoke, topologyShape: sysfsgen.TwoCPUsTwoCores}
 	if *smoke {
 		if !set["n"] {
@@ -140,8 +149,8 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	switch {
-	case o.samples < 1:
-		return o, fmt.Errorf("-samples must be at least 1")
+	case o.samples < 1 || o.minSamples < 1:
+		return o, fmt.Errorf("-samples and -min-samples must be at least 1")
 	case o.warmup < 0:
 		return o, fmt.Errorf("-warmup must not be negative")
 	case o.perPod < 1 || o.workers < 1:
@@ -200,7 +209,8 @@ func run(ctx context.Context, o options) (*Report, error) {
 	rep := &Report{Generated: began.UTC(), Smoke: o.smoke,
 		Machine: Machine{CPUs: runtime.NumCPU(), Model: machine.Model(), Kernel: machine.Kernel(), Cgroups: cg.String(),
 			GoVersion: runtime.Version(), LoadBefore: machine.LoadAvg()},
-		Settings: Settings{Running: o.running, Modes: o.modes, Samples: o.samples, Warmup: o.warmup,
+		Settings: Settings{Running: o.running, Modes: o.modes, Samples: o.samples, MinSamples: o.minSamples,
+			CellSeconds: o.cellTime.Seconds(), Warmup: o.warmup,
 			ContainersPerPod: o.perPod, Workers: o.workers, PollMicros: o.poll.Microseconds(), SettleSeconds: o.settle.Seconds(),
 			Topology: o.topologyShape, Reserved: reservedCPUs, PinnedCPU: pinnedCPU},
 		Violations: []string{},
@@ -293,6 +303,9 @@ func runRuntime(ctx context.Context, o options, kind, sysfs string, rep *Report,
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
+				if enough(o, len(samples), time.Since(tc)) {
+					break
+				}
 				s, v, err := n.pinning(ctx, p, o.settle)
 				rep.Violations = append(rep.Violations, v...)
 				if err != nil {
@@ -305,11 +318,24 @@ func runRuntime(ctx context.Context, o options, kind, sysfs string, rep *Report,
 			c := summarize(kind, want, mode, samples)
 			c.Effective = effective
 			rep.Cells = append(rep.Cells, c)
+			if effective != "" && !slices.Contains(rep.Notes, fellBackNote(kind, rr.Version)) {
+				rep.Notes = append(rep.Notes, fellBackNote(kind, rr.Version))
+			}
 			logf("%s N=%d %s: create p50 %.1f ms, create→running p50 %.1f ms, lag p50 %s (%d pinnings in %v)",
-				kind, want, mode, c.CreateP50, c.RunningP50, fmtOpt(c.ExclLagP50), o.warmup+o.samples, time.Since(tc).Round(time.Millisecond))
+				kind, want, mode, c.CreateP50, c.RunningP50, fmtOpt(c.ExclLagP50), o.warmup+len(samples), time.Since(tc).Round(time.Millisecond))
 		}
 	}
 	return nil
+}
+
+func fellBackNote(kind, version string) string {
+	return fmt.Sprintf("%s %s: its NRI takes no updates outside its requests, so coreguard answers after-response in-response (its log says so; docs/config.md)", kind, version)
+}
+
+// enough says whether a cell has measured enough after taking so long:
+// -min-samples once -cell-time has passed.
+func enough(o options, samples int, took time.Duration) bool {
+	return o.cellTime > 0 && took >= o.cellTime && samples >= min(o.minSamples, o.samples)
 }
 
 // sortCells orders one runtime's cells by N, then mode as given.

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -83,5 +84,27 @@ func TestSortCells(t *testing.T) {
 	}
 	if want := []string{modeInResponse, modeNoop, modeInResponse, modeAfterResponse}; !slices.Equal(got, want) || cells[0].Running != 0 {
 		t.Errorf("sorted: %v", cells)
+	}
+}
+
+func TestEnough(t *testing.T) {
+	o := options{samples: 20, minSamples: 5, cellTime: 30 * time.Second}
+	tests := []struct {
+		name    string
+		o       options
+		samples int
+		took    time.Duration
+		want    bool
+	}{
+		{"early", o, 10, 10 * time.Second, false},
+		{"time up, too few", o, 4, time.Minute, false},
+		{"time up, enough", o, 5, 30 * time.Second, true},
+		{"no time limit", options{samples: 20, minSamples: 5}, 19, time.Hour, false},
+		{"min above samples", options{samples: 3, minSamples: 5, cellTime: time.Second}, 3, time.Minute, true},
+	}
+	for _, tt := range tests {
+		if got := enough(tt.o, tt.samples, tt.took); got != tt.want {
+			t.Errorf("%s: enough = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -59,7 +59,8 @@ type sharedContainer struct {
 
 // newNode starts the runtime with no plugin but the no-op floor.
 func newNode(ctx context.Context, kind, sysfs string, logf func(string, ...any)) (*node, error) {
-	rt, err := harness.Launch(harness.Options{Runtime: kind, OwnProcessGroup: true}, logf)
+	// A runtime restored with hundreds of containers answers CRI later.
+	rt, err := harness.Launch(harness.Options{Runtime: kind, OwnProcessGroup: true, StartTimeout: 2 * time.Minute}, logf)
 	if err != nil {
 		return nil, err
 	}
@@ -103,12 +104,17 @@ func (n *node) use(ctx context.Context, mode string) (effective string, err erro
 		n.effectiveMode = ""
 	} else {
 		cfg := fmt.Sprintf("reservedSystemCPUs: %q\nsharedPoolUpdates: %s\nlog:\n  level: info\n", reservedCPUs, mode)
-		in, err := coreguard.Install(coreguard.InstallOptions{PluginDir: n.rt.PluginPath, ConfigDir: n.rt.PluginConfigPath,
-			Config: cfg, SysfsRoot: n.sysfs, LogPath: n.logPath})
-		if err != nil {
+		if n.cg == nil {
+			in, err := coreguard.Install(coreguard.InstallOptions{PluginDir: n.rt.PluginPath, ConfigDir: n.rt.PluginConfigPath,
+				Config: cfg, SysfsRoot: n.sysfs, LogPath: n.logPath})
+			if err != nil {
+				return "", err
+			}
+			n.cg = in
+		} else if err := n.cg.Edit(cfg); err != nil { // installed and running: the admin edits its configuration
 			return "", err
 		}
-		n.cg = in
+		in := n.cg
 		offset := 0
 		if fi, err := os.Stat(n.logPath); err == nil {
 			offset = int(fi.Size())
@@ -153,7 +159,7 @@ func (n *node) effective(offset int) (string, error) {
 			time.Sleep(100 * time.Millisecond)
 			b, _ = os.ReadFile(n.logPath)
 			if strings.Contains(string(b[min(offset, len(b)):]), fellBack) {
-				return "in-response: the runtime takes no updates outside its requests", nil
+				return modeInResponse, nil
 			}
 			return "", nil
 		}

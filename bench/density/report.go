@@ -61,6 +61,8 @@ type Settings struct {
 	Running          []int    `json:"running"`
 	Modes            []string `json:"modes"`
 	Samples          int      `json:"samples"`
+	MinSamples       int      `json:"minSamples"`
+	CellSeconds      float64  `json:"cellSeconds"`
 	Warmup           int      `json:"warmup"`
 	ContainersPerPod int      `json:"containersPerPod"`
 	Workers          int      `json:"workers"`
@@ -182,8 +184,8 @@ func fillRatios(cells []Cell) {
 
 // printTable writes the cells as a Markdown table.
 func printTable(w io.Writer, cells []Cell) {
-	fmt.Fprintln(w, "| runtime | N | mode | create p50 ms | create p99 | ×floor p50 | ×floor p99 | create→running p50 | excl. lag p50 ms | excl. lag max | lagged | release lag p50 ms | release lag max |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| runtime | N | mode | samples | create p50 ms | create p99 | ×floor p50 | ×floor p99 | create→running p50 | excl. lag p50 ms | excl. lag max | lagged | stop p50 ms | release lag p50 ms | release lag max |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	opt := func(v *float64) string {
 		if v == nil {
 			return "–"
@@ -193,7 +195,7 @@ func printTable(w io.Writer, cells []Cell) {
 	for _, c := range cells {
 		mode := c.Mode
 		if c.Effective != "" {
-			mode += " (" + c.Effective + ")"
+			mode += " (ran " + c.Effective + ")"
 		}
 		ratio50, ratio99 := "–", "–"
 		if c.RatioP50 > 0 {
@@ -203,9 +205,9 @@ func printTable(w io.Writer, cells []Cell) {
 		if c.ExclLagged != nil {
 			lagged = fmt.Sprintf("%d/%d", *c.ExclLagged, c.Samples)
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %.1f | %.1f | %s | %s | %.1f | %s | %s | %s | %s | %s |\n",
-			c.Runtime, c.Running, mode, c.CreateP50, c.CreateP99, ratio50, ratio99, c.RunningP50,
-			opt(c.ExclLagP50), opt(c.ExclLagMax), lagged, opt(c.ReleaseLagP50), opt(c.ReleaseLagMax))
+		fmt.Fprintf(w, "| %s | %d | %s | %d | %.1f | %.1f | %s | %s | %.1f | %s | %s | %s | %.1f | %s | %s |\n",
+			c.Runtime, c.Running, mode, c.Samples, c.CreateP50, c.CreateP99, ratio50, ratio99, c.RunningP50,
+			opt(c.ExclLagP50), opt(c.ExclLagMax), lagged, c.StopP50, opt(c.ReleaseLagP50), opt(c.ReleaseLagMax))
 	}
 }
 

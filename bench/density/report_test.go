@@ -99,7 +99,7 @@ func TestReportOutput(t *testing.T) {
 		Runtimes: []RuntimeRun{{Name: "containerd", Version: "2.4.2", GrowSeconds: map[int]float64{50: 20, 0: 0}, SwitchSeconds: []float64{1.5}}},
 		Cells: []Cell{
 			{Runtime: "containerd", Running: 50, Mode: modeNoop, Samples: 3, CreateP50: 11},
-			{Runtime: "containerd", Running: 50, Mode: modeAfterResponse, Effective: "in-response", Samples: 3, CreateP50: 22, RatioP50: 2, RatioP99: 3,
+			{Runtime: "containerd", Running: 50, Mode: modeAfterResponse, Effective: modeInResponse, Samples: 3, CreateP50: 22, RatioP50: 2, RatioP99: 3,
 				ExclLagP50: &lag, ExclLagMax: &lag, ExclLagged: &lagged, ReleaseLagP50: &lag, ReleaseLagMax: &lag},
 		},
 		Violations: []string{"containerd: a shared container holds CPU 1"},
@@ -108,8 +108,8 @@ func TestReportOutput(t *testing.T) {
 	printSummary(&buf, rep)
 	out := buf.String()
 	for _, want := range []string{
-		"| containerd | 50 | noop | 11.0 | 0.0 | – | – | 0.0 | – | – | – | – | – |",
-		"| containerd | 50 | after-response (in-response) | 22.0 | 0.0 | 2.00x | 3.00x | 0.0 | 3.5 | 3.5 | 1/3 | 3.5 | 3.5 |",
+		"| containerd | 50 | noop | 3 | 11.0 | 0.0 | – | – | 0.0 | – | – | – | 0.0 | – | – |",
+		"| containerd | 50 | after-response (ran in-response) | 3 | 22.0 | 0.0 | 2.00x | 3.00x | 0.0 | 3.5 | 3.5 | 1/3 | 0.0 | 3.5 | 3.5 |",
 		"load average 1.00 1.00 1.00 → 2.00 1.50 1.00",
 		"shared containers started: 0 in 0 s, 50 in 20 s",
 		"INVARIANT VIOLATED (1)",
