@@ -13,7 +13,7 @@ export COREGUARD_SYSFS_FIXTURES ?= $(abspath ../shared/fixtures/sysfs)
 .PHONY: help build test unit lint fuzz bench e2e e2e-node deps-e2e deps-tools demo check clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 build: ## build bin/coreguard (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/coreguard ./cmd/coreguard
@@ -41,6 +41,20 @@ bench: ## hot-path benchmarks: NRI round trip vs a no-op floor, start-up, memory
 .PHONY: bench-smoke
 bench-smoke: ## the bench harness in short form (few samples; checks it runs, asserts no timing)
 	$(GO) run ./bench/report -short -out _output/bench-smoke.json
+
+# Pinning on a dense node, on the real runtimes of `make e2e`: N shared
+# containers (0, 50, 100, 200), pinned pods made through CRI, coreguard
+# pre-installed in each sharedPoolUpdates mode against a no-op NRI plugin
+# (bench/README.md, "Density"). Root; ~N min on the 2-core CI machine.
+# Timings are reported, never asserted; the invariant is checked.
+.PHONY: bench-density bench-density-smoke
+bench-density: deps-e2e ## pinning with N shared containers on containerd and CRI-O (root): create time vs a no-op floor, exclusivity lag (table + _output/bench-density.json)
+	@if [ "$$(id -u)" != 0 ]; then echo "make bench-density must run as root: it starts containerd and CRI-O. Try: sudo make bench-density" >&2; exit 1; fi
+	$(GO) run ./bench/density -out _output/bench-density.json
+
+bench-density-smoke: deps-e2e ## bench-density's small form for CI (N=20, few pinnings): checks the invariant, asserts no timing (root)
+	@if [ "$$(id -u)" != 0 ]; then echo "make bench-density-smoke must run as root: it starts containerd and CRI-O. Try: sudo make bench-density-smoke" >&2; exit 1; fi
+	$(GO) run ./bench/density -smoke
 
 deps-tools: ## build the tools the chart and rule tests run (helm and promtool, from the Go module proxy)
 	bash hack/install-tools.sh
@@ -76,6 +90,7 @@ check: ## everything CI runs: set-up, unit tests, lint, end-to-end tests on cont
 	COREGUARD_REQUIRE_FIXTURES=1 COREGUARD_REQUIRE_CGROUP_V1=1 COREGUARD_REQUIRE_TOOLS=1 $(MAKE) test
 	$(MAKE) bench-smoke
 	COREGUARD_E2E_REQUIRED=1 $(MAKE) e2e
+	$(MAKE) bench-density-smoke
 	$(MAKE) e2e-node
 
 demo: build ## the main job (root): private containerd + NRI + coreguard, a few pods, what each got

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/coreguard/coreguard/bench/machine"
 )
 
 const (
@@ -152,7 +154,7 @@ func main() {
 func run(short bool, out string, samples, runs int, allocTime string) error {
 	began := time.Now()
 	rep := Report{Generated: began.UTC(), Short: short,
-		Machine:  Machine{CPUs: runtime.NumCPU(), Model: cpuModel(), GoVersion: runtime.Version(), LoadBefore: loadavg()},
+		Machine:  Machine{CPUs: runtime.NumCPU(), Model: machine.Model(), GoVersion: runtime.Version(), LoadBefore: machine.LoadAvg()},
 		Settings: Settings{RoundTripSamples: samples, ProcessRuns: runs, AllocBenchtime: allocTime}}
 	shortFlag := []string{}
 	if short {
@@ -211,7 +213,7 @@ func run(short bool, out string, samples, runs int, allocTime string) error {
 	}
 	rep.Goals = goals(rep)
 	rep.Notes = notes(rep)
-	rep.Machine.LoadAfter = loadavg()
+	rep.Machine.LoadAfter = machine.LoadAvg()
 	rep.Machine.WallSeconds = int(time.Since(began).Seconds())
 	printTable(os.Stdout, rep)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -383,29 +385,4 @@ func printTable(w io.Writer, rep Report) {
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "  - %s\n", n)
 	}
-}
-
-func loadavg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
 }
