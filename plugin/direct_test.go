@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 
@@ -22,6 +23,7 @@ type cpusetCgroups struct {
 	mu     sync.Mutex
 	cpus   map[string]string // cgroupsPath → cpuset.cpus
 	writes int
+	delay  time.Duration // each write takes this long (a loaded kernel)
 }
 
 func newCpusetCgroups() *cpusetCgroups { return &cpusetCgroups{cpus: map[string]string{}} }
@@ -32,6 +34,7 @@ func (*cpusetCgroups) PodQuota(string) (int64, int64, error) {
 }
 
 func (f *cpusetCgroups) SetCPUs(path, cpus string) error {
+	time.Sleep(f.delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cpus[path] = cpus
@@ -67,14 +70,16 @@ func (h *harness) cgroupOf(id string) string {
 }
 
 // With cgroup-first, the shared containers' cgroups hold the new pool when
-// the pinned container's creation returns: written by coreguard before it
-// answered. The runtime is sent no update for them: its view keeps the
-// cpuset they were created with. The same when the release grows it.
+// the pinned container starts: coreguard writes them after it answered
+// the creation, and the start (NRI's StartContainer) waits for the writes.
+// The runtime is sent no update for them: its view keeps the cpuset they
+// were created with. The release grows them back right after the stop.
 func TestSharedPoolCgroupFirst(t *testing.T) {
 	cg := newCpusetCgroups()
+	cg.delay = 5 * time.Millisecond // the start must wait for 10 slow writes
 	h := newHarnessWith(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nsharedPoolUpdates: cgroup-first", plugin.Options{Cgroups: cg})
 	var bg []string
-	for i := range 3 {
+	for i := range 10 {
 		bg = append(bg, h.create(h.rt.RunPod(nritest.PodSpec{Name: fmt.Sprint("bg", i), QoS: "burstable"}), "bg", burstable))
 	}
 	if cg.writes != 0 {
@@ -96,19 +101,24 @@ func TestSharedPoolCgroupFirst(t *testing.T) {
 		}
 	}
 	h.rt.Stop(id)
+	// The grown pool is written right after the stop's answer.
 	for _, b := range bg {
+		deadline := time.Now().Add(syncTimeout)
+		for cg.of(h.cgroupOf(b)) != "0-79" && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		if got := cg.of(h.cgroupOf(b)); got != "0-79" {
-			t.Errorf("shared container %s's cgroup holds %q when the stop returned, want 0-79", b, got)
+			t.Errorf("shared container %s's cgroup holds %q after the stop, want 0-79", b, got)
 		}
 	}
 	h.rt.Remove(id)
 	h.checkCgroups(cg)
 }
 
-// TestCgroupFirstChurn: containers of every kind created and removed at
-// random, with plugin restarts; after every step, before the runtime's
-// updates arrive, no shared container's cgroup (as coreguard wrote it, or
-// as created) holds a CPU a pinned container holds.
+// TestCgroupFirstChurn: containers of every kind created (and started)
+// and removed at random, with plugin restarts; after every step no shared
+// container's cgroup (as coreguard wrote it, or as created) holds a CPU a
+// pinned container holds.
 func TestCgroupFirstChurn(t *testing.T) {
 	cg := newCpusetCgroups()
 	h := newHarnessWith(t, sysfsgen.IntelHT2S, "reservedSystemCPUs: \"0,40\"\nonExhaustion: shared\nsharedPoolUpdates: cgroup-first", plugin.Options{Cgroups: cg})

@@ -50,7 +50,7 @@ type Metrics struct {
 var nriEvents = []string{
 	"Configure", "Synchronize",
 	"RunPodSandbox", "UpdatePodSandbox", "PostUpdatePodSandbox", "RemovePodSandbox",
-	"CreateContainer", "PostStartContainer", "UpdateContainer", "StopContainer", "RemoveContainer",
+	"CreateContainer", "StartContainer", "PostStartContainer", "UpdateContainer", "StopContainer", "RemoveContainer",
 }
 
 // NewMetrics registers coreguard's metrics on a private registry.

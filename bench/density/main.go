@@ -96,7 +96,7 @@ func mainCode() int {
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("density", flag.ContinueOnError)
 	running := fs.String("n", "0,50,100,200", "numbers of shared containers running, comma-separated (started in increasing order, kept across modes)")
-	modes := fs.String("modes", strings.Join([]string{modeNoop, modeInResponse, modeAfterResponse}, ","), "plugins: noop (the floor), in-response, after-response (coreguard's sharedPoolUpdates)")
+	modeList := fs.String("modes", strings.Join(modes, ","), "plugins: noop (the floor), then coreguard with sharedPoolUpdates "+strings.Join(modes[1:], ", "))
 	runtimes := fs.String("runtimes", strings.Join(harness.Runtimes, ","), "runtimes, in order")
 	samples := fs.Int("samples", 20, "pinned pods measured per runtime, N and mode (at most; see -cell-time)")
 	minSamples := fs.Int("min-samples", 5, "pinned pods measured per cell at least, whatever -cell-time says")
@@ -136,9 +136,9 @@ func parseFlags(args []string) (options, error) {
 	if o.running, err = parseInts(*running); err != nil {
 		return o, fmt.Errorf("-n: %w", err)
 	}
-	o.modes = splitList(*modes)
+	o.modes = splitList(*modeList)
 	for _, m := range o.modes {
-		if m != modeNoop && m != modeInResponse && m != modeAfterResponse {
+		if !slices.Contains(modes, m) {
 			return o, fmt.Errorf("-modes: unknown mode %q", m)
 		}
 	}

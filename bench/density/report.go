@@ -10,15 +10,21 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/coreguard/coreguard/config"
 )
 
 // The plugins a cell runs with: the no-op floor, and coreguard in each of
 // its sharedPoolUpdates modes.
 const (
 	modeNoop          = "noop"
-	modeInResponse    = "in-response"
-	modeAfterResponse = "after-response"
+	modeCgroupFirst   = config.SharedPoolCgroupFirst
+	modeInResponse    = config.SharedPoolInResponse
+	modeAfterResponse = config.SharedPoolAfterResponse
 )
+
+// modes are every mode, the floor first, then coreguard's default.
+var modes = append([]string{modeNoop}, config.SharedPoolUpdatesValues...)
 
 // sample is one pinned pod, created as kubelet creates it.
 type sample struct {

@@ -37,6 +37,11 @@ type Pinner struct {
 	cg          Cgroups
 	directStats DirectStats
 	writeFailed []string // containers whose cgroup write failed (direct.go)
+	// written is the last pool generation written into the cgroups;
+	// writing says a writer runs; progress is closed when either moves.
+	written  uint64
+	writing  bool
+	progress chan struct{}
 	// paused: another party (kubelet's static CPU manager) owns cpusets.
 	// Containers are still tracked, all as shared, and no cpuset is
 	// touched; resuming starts from everyone in the shared pool.
@@ -71,7 +76,7 @@ func New(topo *topology.Topology, cfg *config.Config, log logrus.FieldLogger, st
 	if stats == nil {
 		stats = noStats{}
 	}
-	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats, cgroupOf: map[string]string{}}
+	p := &Pinner{topo: topo, cfg: cfg, log: log, stats: stats, cgroupOf: map[string]string{}, progress: make(chan struct{})}
 	if err := p.reset(); err != nil {
 		return nil, err
 	}
@@ -468,7 +473,7 @@ func (p *Pinner) sharedUpdates(before cpuset.CPUSet, skip string) []*api.Contain
 	}
 	p.gen++
 	if p.cg != nil {
-		p.writePool() // cgroup-first: written, the runtime is sent nothing
+		p.scheduleWrite() // cgroup-first: written, the runtime is sent nothing
 		return nil
 	}
 	return p.poolUpdates(now, skip)

@@ -60,7 +60,7 @@ func (p *Pinner) Started(pod *api.PodSandbox, ctr *api.Container) (resend, poolC
 	p.adopt(pod, ctr)
 	poolChanged = !p.alloc.Shared().Equals(before)
 	if poolChanged {
-		p.writePool()
+		p.scheduleWrite()
 	}
 	return !p.paused, poolChanged
 }
@@ -124,7 +124,7 @@ func (p *Pinner) Expire() (ids []string, poolChanged bool) {
 	slices.Sort(ids)
 	if poolChanged = !p.alloc.Shared().Equals(before); poolChanged {
 		p.gen++
-		p.writePool()
+		p.scheduleWrite()
 	}
 	return ids, poolChanged
 }

@@ -126,10 +126,11 @@ func wantAnnotation(ctx context.Context, t *testing.T, c *harness.Container, key
 	}
 }
 
-// TestSharedPoolCgroupFirst: with sharedPoolUpdates: cgroup-first, the
-// running shared containers' cgroups are off the pinned core when the
-// pinned container's CreateContainer returns, before it even starts:
-// coreguard wrote their cpuset.cpus before it answered. kubelet's
+// TestSharedPoolCgroupFirst: with sharedPoolUpdates: cgroup-first (the
+// default), the running shared containers' cgroups are off the pinned core
+// when the pinned container's StartContainer returns: coreguard writes
+// their cpuset.cpus right after answering the creation, and the start
+// waits for the writes. kubelet's
 // UpdateContainerResources, even one naming every CPU, cannot widen a
 // shared container back onto the pinned core (coreguard's UpdateContainer
 // answer sets the pool). The release grows the pool back.
@@ -157,15 +158,15 @@ func testSharedPoolCgroupFirst(t *testing.T, x expect) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for _, b := range shared {
-		wantCPUs(ctx, t, b, "0") // no wait: written before the answer
+		wantCPUs(ctx, t, b, "0") // no wait: written before the start
 	}
 	// By coreguard, not by the runtime (which, in-response, would have
 	// applied updates in the answer before returning too).
 	wantMetric(t, scrape(t, cg), `coreguard_cpuset_writes_total{result="ok"} 3`)
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	wantCPUs(ctx, t, g, "1")
 
 	// kubelet's update of a shared container: its resources as the pod
