@@ -9,7 +9,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/coreguard/coreguard/cpuset"
-	"github.com/coreguard/coreguard/internal/asynclog"
 )
 
 // With sharedPoolUpdates: cgroup-first, coreguard writes the shared pool
@@ -22,11 +21,13 @@ import (
 // container's start waits for them (WaitWritten, from NRI's
 // StartContainer): no process of a pinned container runs while a shared
 // container's cgroup still holds its cores.
+//
 // The runtime is sent no update for a pool change: its stored copy of a
 // shared container's cpuset stays what the container was created with,
 // and the next update that passes through coreguard (UpdateContainer)
 // brings it to the pool. A write that fails for another reason than a
 // missing cgroup falls back to the runtime's update (WriteFailures).
+//
 // One writer at a time, reading the pool when it starts a pass and passing
 // again while the pool moved on, so the last write a cgroup gets is the
 // current pool.
@@ -68,32 +69,6 @@ func (p *Pinner) track(id, cgroupsPath string) {
 	if cgroupsPath != "" {
 		p.cgroupOf[id] = cgroupsPath
 	}
-}
-
-// writePool writes the shared pool as it is now into every shared
-// container's cgroup, synchronously (a resync, and after a batch of
-// runtime updates computed for an older pool). p.mu is held. A cgroup that
-// is not there yet (the container is being created: it is written at its
-// start) or any more is skipped; containers whose write failed otherwise
-// are sent the runtime's update (WriteFailures).
-func (p *Pinner) writePool() {
-	if p.cg == nil || p.paused || len(p.shared) == 0 {
-		return
-	}
-	targets := make(map[string]string, len(p.shared))
-	for id := range p.shared {
-		if path := p.cgroupOf[id]; path != "" {
-			targets[id] = path
-		}
-	}
-	ok, failed, firstErr := writeAll(p.cg, targets, p.alloc.Shared().String())
-	p.writeFailed = append(p.writeFailed, failed...)
-	if !p.writing {
-		p.written = max(p.written, p.gen)
-		p.progressed()
-	}
-	stats, log := p.directStats, p.log
-	asynclog.Go(func() { reportWrites(stats, log, ok, failed, firstErr) })
 }
 
 // writeOne writes the shared pool into one shared container's cgroup (it
@@ -231,12 +206,16 @@ func reportWrites(stats DirectStats, log logrus.FieldLogger, ok int, failed []st
 	}
 }
 
-// WritePool writes the shared pool into every shared container's cgroup
-// now (after a batch of runtime updates computed for an older pool).
+// WritePool has the shared pool written into every shared container's
+// cgroup again (after a batch of runtime updates computed for an older
+// pool). A new generation makes a running writer pass again.
 func (p *Pinner) WritePool() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.writePool()
+	if p.cg != nil {
+		p.gen++
+		p.scheduleWrite()
+	}
 }
 
 // Direct reports whether direct cgroup writes are on.

@@ -403,7 +403,11 @@ func (p *Pinner) Sync(pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.Con
 	}
 	shared := p.alloc.Shared().String() // once: the same list for every shared container
 	if p.cg != nil {
-		p.writePool() // cgroup-first: the cgroups, not the runtime's copies
+		// cgroup-first: the cgroups, not the runtime's copies. A new
+		// generation, so a writer still passing with the state before the
+		// resync passes again.
+		p.gen++
+		p.scheduleWrite()
 	} else {
 		for _, c := range live {
 			if p.shared[c.GetId()] && c.GetLinux().GetResources().GetCpu().GetCpus() != shared {
