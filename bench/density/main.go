@@ -6,7 +6,7 @@
 // create→running against a no-op NRI plugin (the floor) at the same N, and
 // the lags read from the cgroup files: from the pinned container's start
 // until no shared container's cpuset holds its core, and from its stop
-// until every one holds it again. Both sharedPoolUpdates modes, coreguard
+// until every one holds it again. Each sharedPoolUpdates mode, coreguard
 // pre-installed as `make install` writes it. It prints a Markdown table
 // and writes JSON. It checks the invariant (after every pinning and
 // release settles, no shared container holds the pinned core and the
