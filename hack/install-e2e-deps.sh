@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the coreguard e2e tests need: runc and the CNI plugins (Debian)
+# Installs what the coreguard e2e tests need: runc, the CNI plugins and
+# dbus-daemon (Debian)
 # and containerd built from source with Go into a cache dir. Idempotent; run as
 # root.
 # The containerd version lives here and only here. The Go harness finds the
@@ -14,7 +15,16 @@ BIN="${CACHE}/containerd-${CONTAINERD_VERSION}/bin"
 log() { echo "install-e2e-deps: $*"; }
 die() { echo "install-e2e-deps: ERROR: $*" >&2; exit 1; }
 
-[ "$(id -u)" -eq 0 ] || die "must run as root (installs runc and the CNI plugins with apt-get)"
+[ "$(id -u)" -eq 0 ] || die "must run as root (installs runc, the CNI plugins and dbus-daemon with apt-get)"
+
+# apt_install PKG: installs a Debian package, refreshing the package lists
+# only when the first try fails (a fresh machine has none).
+apt_install() {
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1"; then
+		apt-get update || die "apt-get update failed"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$1" || die "apt-get install $1 failed"
+	fi
+}
 command -v go >/dev/null || die "go not found in PATH"
 
 if command -v runc >/dev/null; then
@@ -35,11 +45,7 @@ if [ -x "${CNI_BIN}/loopback" ] && [ -x "${CNI_BIN}/static" ]; then
 	log "CNI plugins present in ${CNI_BIN}"
 else
 	log "CNI plugins missing: installing containernetworking-plugins with apt-get"
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends containernetworking-plugins; then
-		apt-get update || die "apt-get update failed"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends containernetworking-plugins ||
-			die "apt-get install containernetworking-plugins failed"
-	fi
+	apt_install containernetworking-plugins
 	for p in loopback static; do
 		[ -x "${CNI_BIN}/${p}" ] || die "${CNI_BIN}/${p} missing after installing containernetworking-plugins"
 	done
@@ -52,11 +58,7 @@ if command -v dbus-daemon >/dev/null; then
 	log "dbus-daemon present: $(command -v dbus-daemon)"
 else
 	log "dbus-daemon missing: installing with apt-get"
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dbus-daemon; then
-		apt-get update || die "apt-get update failed"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dbus-daemon ||
-			die "apt-get install dbus-daemon failed"
-	fi
+	apt_install dbus-daemon
 	command -v dbus-daemon >/dev/null || die "dbus-daemon missing after apt-get install"
 fi
 

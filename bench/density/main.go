@@ -22,17 +22,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/coreguard/coreguard/bench/machine"
+	"github.com/coreguard/coreguard/internal/interrupt"
 	"github.com/coreguard/coreguard/test/e2e/coreguard"
 	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/topology/sysfsgen"
@@ -73,7 +72,7 @@ func mainCode() int {
 	logrus.SetLevel(logrus.ErrorLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	onInterrupt(cancel)
+	interrupt.OnFirst(cancel, "removing pods, stopping the runtime, removing cgroups")
 	rep, err := run(ctx, o)
 	if rep != nil && len(rep.Cells) > 0 {
 		printSummary(os.Stdout, rep)
@@ -378,24 +377,4 @@ func cpusMissing() string {
 		return fmt.Sprintf("CPUs 0 and 1 must be online (online: %s)", s)
 	}
 	return ""
-}
-
-// onInterrupt turns the first Ctrl-C into a cancelled context, so the
-// runtimes are torn down in order; later ones are ignored until then.
-func onInterrupt(cancel func()) {
-	signal.Ignore(syscall.SIGPIPE)
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		first := true
-		for range sig {
-			if first {
-				fmt.Fprintln(os.Stderr, "\ninterrupted: removing pods, stopping the runtime, removing cgroups...")
-				cancel()
-				first = false
-				continue
-			}
-			fmt.Fprintln(os.Stderr, "still cleaning up; please wait")
-		}
-	}()
 }

@@ -10,11 +10,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/coreguard/coreguard/internal/interrupt"
 	"github.com/coreguard/coreguard/test/e2e/coreguard"
 	"github.com/coreguard/coreguard/test/e2e/harness"
 	"github.com/coreguard/coreguard/topology"
@@ -31,7 +30,7 @@ func demo() int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	onInterrupt(cancel)
+	interrupt.OnFirst(cancel, "cleaning up (pods, containerd, coreguard, cgroups)")
 
 	tmp, err := os.MkdirTemp("", "coreguard-demo-")
 	if err != nil {
@@ -136,28 +135,6 @@ func reservedConfig(t *topology.Topology) string {
 		return "oddCPUs: round-up\n"
 	}
 	return fmt.Sprintf("oddCPUs: round-up\nreservedSystemCPUs: %q\n", c.CPUs.String())
-}
-
-// onInterrupt turns the first Ctrl-C into a cancelled context, so the
-// deferred clean-up runs, and ignores later ones until it is done.
-func onInterrupt(cancel func()) {
-	// A closed pipe (make demo | head) must not kill the demo before its
-	// clean-up: writes then just fail.
-	signal.Ignore(syscall.SIGPIPE)
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		first := true
-		for range sig {
-			if first {
-				fmt.Fprintln(os.Stderr, "\ninterrupted: cleaning up (pods, containerd, coreguard, cgroups)...")
-				cancel()
-				first = false
-				continue
-			}
-			fmt.Fprintln(os.Stderr, "still cleaning up; please wait")
-		}
-	}()
 }
 
 func closeRuntime(rt *harness.Runtime) {
