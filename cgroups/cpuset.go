@@ -1,7 +1,9 @@
 package cgroups
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,15 @@ func (h *Hierarchy) CPUSetDir() string {
 		return h.CPUDir
 	}
 	return filepath.Join(h.Root, "cpuset")
+}
+
+// HasCPUSet reports whether the tree has a cpuset controller coreguard can
+// write: v1's cpuset hierarchy, or cpuset among v2's root controllers.
+func (h *Hierarchy) HasCPUSet() bool {
+	if h.Version == V2 {
+		return hasController(h.CPUDir, "cpuset")
+	}
+	return exists(filepath.Join(h.CPUSetDir(), "cpuset.cpus"))
 }
 
 // CPUs reads a container's cpuset.cpus (cgroupsPath as for SetCPUs): what
@@ -43,7 +54,8 @@ func (h *Hierarchy) cpusetFile(cgroupsPath string) (string, error) {
 // one open and one write: it runs on the container-creation path, once per
 // shared container, when a pinning shrinks the shared pool (config
 // sharedPoolUpdates: cgroup-first). A container whose cgroup is not there
-// (still being created, or gone) reads as fs.ErrNotExist.
+// (still being created, or gone) reads as fs.ErrNotExist; one whose cgroup
+// has no cpuset.cpus is an error of its own.
 func (h *Hierarchy) SetCPUs(cgroupsPath, cpus string) error {
 	file, err := h.cpusetFile(cgroupsPath)
 	if err != nil {
@@ -52,6 +64,11 @@ func (h *Hierarchy) SetCPUs(cgroupsPath, cpus string) error {
 	// No O_CREATE: a missing cgroup must fail, not be made.
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && exists(filepath.Dir(file)) {
+			// The cgroup is there without the file: on v2, cpuset is not
+			// enabled for it. Not "gone": the caller must move it otherwise.
+			return fmt.Errorf("%s has no cpuset.cpus: the cpuset controller is not enabled for it", filepath.Dir(file))
+		}
 		return err
 	}
 	_, err = f.WriteString(cpus)

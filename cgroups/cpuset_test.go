@@ -69,4 +69,15 @@ func TestSetCPUsV2(t *testing.T) {
 	if err := h.SetCPUs("not a path", "0"); err == nil {
 		t.Error("a bad cgroups path was accepted")
 	}
+	if !h.HasCPUSet() {
+		t.Error("a v2 tree with cpuset among its controllers: no cpuset")
+	}
+	// A cgroup without the cpuset controller enabled is not a missing one.
+	cgtest.File(t, filepath.Join(root, "kubepods/nocpuset/abc"), "cpu.max", "max 100000\n")
+	if err := h.SetCPUs("/kubepods/nocpuset/abc", "0"); err == nil || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "cpuset controller is not enabled") {
+		t.Errorf("cgroup without cpuset.cpus: %v", err)
+	}
+	if err := h.SetCPUs("/kubepods/gone/abc", "0"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing cgroup: %v, want fs.ErrNotExist", err)
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -296,8 +295,7 @@ func cpusetWritable(cg quota.Cgroups) bool {
 	if !ok {
 		return cg != nil
 	}
-	_, err := os.Stat(filepath.Join(h.CPUSetDir(), "cpuset.cpus"))
-	return err == nil
+	return h.HasCPUSet()
 }
 
 // duties are the duty states in force (the configuration can change when
